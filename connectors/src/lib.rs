@@ -1,0 +1,45 @@
+//! The platform edge of shophub.
+//!
+//! This crate knows platforms and nothing about storage: how each one signs
+//! its webhooks, what its payloads look like, and how to turn them into the
+//! common model ([`model`]). Everything here is a pure function of its input,
+//! so every platform is testable from fixtures alone.
+//!
+//! # Layout
+//! - [`model`]: the records every connector emits.
+//! - [`identity`]: normalisation of emails and phones into identity keys.
+//! - [`signature`]: HMAC helpers with constant-time comparison.
+//! - [`webhook`]: the trait a webhook-capable platform implements, and its errors.
+//! - one module per platform, each behind a cargo feature.
+//! - [`registry`]: the one list of available platforms.
+
+pub mod identity;
+pub mod model;
+mod payload;
+pub mod signature;
+pub mod webhook;
+
+#[cfg(feature = "shopify")]
+pub mod shopify;
+#[cfg(feature = "woocommerce")]
+pub mod woocommerce;
+
+pub use webhook::{DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
+
+/// Every platform this build can receive webhooks from, one line each.
+pub fn registry() -> &'static [&'static dyn WebhookSource] {
+    &[
+        #[cfg(feature = "shopify")]
+        &shopify::Shopify,
+        #[cfg(feature = "woocommerce")]
+        &woocommerce::WooCommerce,
+    ]
+}
+
+/// The connector for a platform id such as `shopify`, if this build has it.
+pub fn connector(platform: &str) -> Option<&'static dyn WebhookSource> {
+    registry()
+        .iter()
+        .copied()
+        .find(|c| c.platform() == platform)
+}

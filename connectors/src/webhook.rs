@@ -1,0 +1,79 @@
+//! The contract between the hub's webhook intake and a platform.
+//!
+//! The hub hands a connector the raw request (headers and exact body bytes)
+//! and the connection's secrets; the connector says whether it is genuine and
+//! how to deduplicate it. Decoding happens later, in a worker, from the stored
+//! bytes: the request path only verifies and stores.
+
+use http::HeaderMap;
+
+use crate::model::SourceRecord;
+
+/// What a verified request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intake {
+    /// A real event to store and process.
+    Delivery {
+        /// Stable across the platform's retries of the same event.
+        dedupe_key: String,
+        /// The platform's topic, such as `orders/create` or `order.updated`.
+        topic: String,
+    },
+    /// A handshake that must be answered 200 and carries no data
+    /// (WooCommerce's unsigned `webhook_id=N` ping).
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("missing signature header {0}")]
+    MissingSignature(&'static str),
+    #[error("signature does not match")]
+    BadSignature,
+    /// Genuine-looking but unusable request, such as a missing topic header.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("payload is not valid for topic {topic}: {reason}")]
+    Invalid { topic: String, reason: String },
+}
+
+/// Per-connection facts a decoder needs.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeContext {
+    /// ISO 3166-1 alpha-2 region used to read phone numbers written without
+    /// a country code (`default_region` in the connection settings).
+    pub default_region: Option<String>,
+}
+
+pub trait WebhookSource: Send + Sync {
+    /// The platform id used in URLs and the API, such as `shopify`.
+    fn platform(&self) -> &'static str;
+
+    /// Settings keys a connection of this platform must have.
+    fn required_settings(&self) -> &'static [&'static str];
+
+    /// Secret keys a connection of this platform must have.
+    fn required_secrets(&self) -> &'static [&'static str];
+
+    /// Checks the request against each candidate secret (several during a
+    /// rotation) in constant time, before anything parses the body.
+    fn verify(
+        &self,
+        secrets: &[&[u8]],
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Intake, VerifyError>;
+
+    /// Turns a stored delivery into records. Topics the hub does not use
+    /// decode to an empty list.
+    fn decode(
+        &self,
+        topic: &str,
+        body: &[u8],
+        ctx: &DecodeContext,
+    ) -> Result<Vec<SourceRecord>, DecodeError>;
+}

@@ -1,0 +1,82 @@
+//! The command line: one binary, subcommands that share one configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::FlagOverrides;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shophub",
+    version,
+    about = "Self-hosted customer hub: store webhooks in, unified customer profiles out"
+)]
+pub struct Cli {
+    /// TOML configuration file [default: ./shophub.toml if it exists]
+    #[arg(long, global = true, env = "SHOPHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: Flags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Flags {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, global = true)]
+    pub listen: Option<String>,
+    /// Data directory [default: ./shophub-data]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite://... or postgres://... [default: SQLite in the data directory]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Largest webhook body in bytes [default: 2097152]
+    #[arg(long, global = true)]
+    pub body_limit_bytes: Option<usize>,
+    /// Background workers [default: 2]
+    #[arg(long, global = true)]
+    pub workers: Option<usize>,
+}
+
+impl Flags {
+    pub fn overrides(&self) -> FlagOverrides {
+        FlagOverrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            body_limit_bytes: self.body_limit_bytes,
+            workers: self.workers,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: HTTP API, webhook intake and workers
+    Serve {
+        /// Create a demo workspace with sample Shopify and WooCommerce data
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit
+    Migrate,
+    /// Manage workspaces
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace and print its id and a new API key (shown once)
+    Create {
+        name: String,
+        /// Print {"id": ..., "api_key": ...}
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,143 @@
+//! `/v1/profiles`: find a buyer by any identity, read the unified profile
+//! and its timeline.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shophub_connectors::identity::{normalise_email, normalise_phone};
+use shophub_connectors::model::RecordBody;
+
+use super::auth::WorkspaceId;
+use super::error::ApiError;
+use super::extract::AppQuery;
+use super::AppState;
+use crate::clock::to_rfc3339;
+use crate::profile::{decode_record, rfc3339, ProfileView};
+use crate::store::{ProfileQuery, ProfileRow, StoredRecord};
+
+#[derive(Deserialize)]
+pub struct FindQuery {
+    email: Option<String>,
+    phone: Option<String>,
+    /// Region for reading a phone written without a country code.
+    region: Option<String>,
+    platform: Option<String>,
+    external_id: Option<String>,
+}
+
+pub async fn find(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    AppQuery(query): AppQuery<FindQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = match (
+        &query.email,
+        &query.phone,
+        &query.platform,
+        &query.external_id,
+    ) {
+        (Some(email), None, None, None) => ProfileQuery::Email(
+            normalise_email(email)
+                .ok_or_else(|| ApiError::validation("email", "not a valid email address"))?,
+        ),
+        (None, Some(phone), None, None) => ProfileQuery::Phone(
+            normalise_phone(phone, query.region.as_deref()).ok_or_else(|| {
+                ApiError::validation(
+                    "phone",
+                    "not a valid phone number (give +country code, or region=XX)",
+                )
+            })?,
+        ),
+        (None, None, Some(platform), Some(external_id)) => ProfileQuery::External {
+            platform: platform.clone(),
+            external_id: external_id.clone(),
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of: email, phone, or platform with external_id",
+            ))
+        }
+    };
+    let mut data = Vec::new();
+    for id in state.store.find_profiles(&workspace_id, &lookup).await? {
+        if let Some(row) = state.store.get_profile(&workspace_id, &id).await? {
+            data.push(render(&row)?);
+        }
+    }
+    Ok(Json(json!({ "data": data })))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = state
+        .store
+        .get_profile(&workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    Ok(Json(render(&row)?))
+}
+
+#[derive(Deserialize)]
+pub struct TimelineQuery {
+    limit: Option<i64>,
+}
+
+pub async fn timeline(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<TimelineQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let row = state
+        .store
+        .get_profile(&workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let records = state.store.timeline(&row.id, limit).await?;
+    let data = records
+        .iter()
+        .map(timeline_entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "profile_id": row.id, "data": data })))
+}
+
+fn render(row: &ProfileRow) -> Result<Value, ApiError> {
+    let view: ProfileView = serde_json::from_str(&row.view).map_err(ApiError::internal)?;
+    Ok(json!({
+        "id": row.id,
+        "name": view.name,
+        "emails": view.emails,
+        "phones": view.phones,
+        "identities": view.identities,
+        "traits": view.traits,
+        "created_at": to_rfc3339(row.created_at),
+        "updated_at": to_rfc3339(row.updated_at),
+    }))
+}
+
+fn timeline_entry(stored: &StoredRecord) -> Result<Value, ApiError> {
+    let record = decode_record(stored).map_err(ApiError::internal)?;
+    let mut entry = json!({
+        "type": stored.kind,
+        "platform": stored.platform,
+        "connection_id": stored.connection_id,
+        "external_id": stored.external_id,
+        "occurred_at": rfc3339(record.occurred_at),
+        "updated_at": rfc3339(record.version),
+    });
+    if let RecordBody::Order(order) = &record.body {
+        entry["order"] = json!({
+            "number": order.number,
+            "status": order.status,
+            "currency": order.currency,
+            "total": order.total.to_string(),
+            "line_items": order.line_items,
+        });
+    }
+    Ok(entry)
+}

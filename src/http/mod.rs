@@ -1,0 +1,90 @@
+//! The HTTP surface: webhook intake, the `/v1` API and operations endpoints.
+
+mod api_connections;
+mod api_feed;
+mod api_inbox;
+mod api_profiles;
+mod auth;
+pub mod error;
+mod extract;
+mod ops;
+mod webhooks;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::crypto::MasterKey;
+use crate::intake::Intake;
+use crate::store::Store;
+use error::LoggedCause;
+
+/// API request bodies (connection settings and the like) stay small.
+const API_BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub master_key: MasterKey,
+    pub intake: Intake,
+}
+
+pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
+    let api = Router::new()
+        .route(
+            "/connections",
+            get(api_connections::list).post(api_connections::create),
+        )
+        .route(
+            "/connections/{id}",
+            get(api_connections::show).delete(api_connections::delete),
+        )
+        .route("/profiles", get(api_profiles::find))
+        .route("/profiles/{id}", get(api_profiles::show))
+        .route("/profiles/{id}/timeline", get(api_profiles::timeline))
+        .route("/changes", get(api_feed::changes))
+        .route("/inbox", get(api_inbox::list))
+        .route("/inbox/{id}/replay", post(api_inbox::replay))
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+
+    let webhooks = Router::new()
+        .route("/webhooks/{platform}/{id}", post(webhooks::receive))
+        .layer(DefaultBodyLimit::max(webhook_body_limit));
+
+    Router::new()
+        .nest("/v1", api)
+        .merge(webhooks)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(middleware::from_fn(log_requests))
+        .with_state(state)
+}
+
+/// One log line per request: method, route template, status and latency.
+/// Query strings and bodies are never logged: they carry personal data.
+async fn log_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    match response.extensions().get::<LoggedCause>() {
+        Some(LoggedCause(cause)) => {
+            tracing::error!(%method, %route, status, millis, error = format!("{cause:#}"), "request failed")
+        }
+        None if status >= 400 => tracing::info!(%method, %route, status, millis, "request refused"),
+        None => tracing::debug!(%method, %route, status, millis, "request"),
+    }
+    response
+}

@@ -1,0 +1,188 @@
+//! Deterministic identity resolution, applied inside the worker's transaction.
+//!
+//! Records that share a key (normalised email, E.164 phone, or a platform
+//! customer id within its connection) belong to one profile; a record that
+//! links several profiles merges them into the oldest, whose id survives and
+//! the others become aliases of it. A record older than or equal to the
+//! stored version of the same record changes nothing, so replays and
+//! out-of-order deliveries are harmless.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use shophub_connectors::model::SourceRecord;
+
+use crate::profile;
+use crate::store::{
+    NewChange, NewRecord, ProfileStub, RecordRef, ScopedKey, StoreError, StoreResult, WriteTx,
+};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub records: usize,
+    pub stale: usize,
+    pub changes: usize,
+}
+
+pub fn new_profile_id() -> String {
+    format!("prof_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The record's keys with their scope filled in.
+pub fn scoped_keys(record: &SourceRecord, connection_id: &str) -> Vec<ScopedKey> {
+    record
+        .keys
+        .iter()
+        .map(|key| ScopedKey {
+            kind: key.kind.as_str(),
+            scope: if key.kind.is_connection_scoped() {
+                connection_id.to_string()
+            } else {
+                String::new()
+            },
+            value: key.value.clone(),
+        })
+        .collect()
+}
+
+pub async fn apply(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    connection_id: &str,
+    records: &[SourceRecord],
+    now: i64,
+) -> StoreResult<Applied> {
+    let mut applied = Applied::default();
+    let mut created: BTreeSet<String> = BTreeSet::new();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+
+    for record in records {
+        let kind = record.kind().as_str();
+        let at = RecordRef {
+            connection_id,
+            kind,
+            external_id: &record.external_id,
+        };
+        let existing = tx.record_state(&at).await?;
+        let version = record.version.timestamp_millis();
+        if existing
+            .as_ref()
+            .is_some_and(|state| state.version >= version)
+        {
+            applied.stale += 1;
+            continue;
+        }
+
+        let keys = scoped_keys(record, connection_id);
+        let mut candidates = tx.profiles_with_keys(workspace_id, &keys).await?;
+        if let Some(state) = &existing {
+            if !candidates.iter().any(|p| p.id == state.profile_id) {
+                candidates.push(tx.profile_stub(&state.profile_id).await?);
+            }
+        }
+        candidates.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+
+        let profile_id = match candidates.split_first() {
+            None => {
+                let id = new_profile_id();
+                tx.create_profile(workspace_id, &id, now).await?;
+                created.insert(id.clone());
+                id
+            }
+            Some((survivor, absorbed)) => {
+                merge(
+                    tx,
+                    workspace_id,
+                    survivor,
+                    absorbed,
+                    now,
+                    &mut created,
+                    &mut touched,
+                    &mut applied,
+                )
+                .await?;
+                survivor.id.clone()
+            }
+        };
+
+        let data = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.upsert_record(&NewRecord {
+            workspace_id,
+            connection_id,
+            kind,
+            external_id: &record.external_id,
+            version,
+            occurred_at: record.occurred_at.timestamp_millis(),
+            data: &data,
+            profile_id: &profile_id,
+            keys: &keys,
+            now,
+        })
+        .await?;
+        touched.insert(profile_id);
+        applied.records += 1;
+    }
+
+    for id in &touched {
+        let records = tx.profile_records(id).await?;
+        let view = profile::compute(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let view_json =
+            serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let is_new = created.contains(id);
+        if !is_new && tx.profile_view(id).await? == view_json {
+            continue;
+        }
+        tx.save_profile_view(id, &view_json, now).await?;
+        let kind = if is_new {
+            "profile.created"
+        } else {
+            "profile.updated"
+        };
+        let data = json!({ "profile": view }).to_string();
+        tx.append_change(&NewChange {
+            workspace_id,
+            kind,
+            profile_id: id,
+            data: &data,
+            now,
+        })
+        .await?;
+        applied.changes += 1;
+    }
+    Ok(applied)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn merge(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    survivor: &ProfileStub,
+    absorbed: &[ProfileStub],
+    now: i64,
+    created: &mut BTreeSet<String>,
+    touched: &mut BTreeSet<String>,
+    applied: &mut Applied,
+) -> StoreResult<()> {
+    if absorbed.is_empty() {
+        return Ok(());
+    }
+    for gone in absorbed {
+        tx.absorb_profile(&survivor.id, &gone.id, now).await?;
+        touched.remove(&gone.id);
+        // A profile created and absorbed in the same delivery was never
+        // announced; the survivor's change covers it.
+        created.remove(&gone.id);
+    }
+    let absorbed_ids: Vec<&str> = absorbed.iter().map(|p| p.id.as_str()).collect();
+    let data = json!({ "survivor": survivor.id, "absorbed": absorbed_ids }).to_string();
+    tx.append_change(&NewChange {
+        workspace_id,
+        kind: "profile.merged",
+        profile_id: &survivor.id,
+        data: &data,
+        now,
+    })
+    .await?;
+    applied.changes += 1;
+    Ok(())
+}

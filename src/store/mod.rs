@@ -1,0 +1,149 @@
+//! Storage: one interface, two backends chosen by the database URL.
+//!
+//! The SQL is written once (`sql.rs`) in the dialect both SQLite and
+//! PostgreSQL accept (`$N` placeholders, `ON CONFLICT`, `RETURNING`) and
+//! compiled for each backend; `sqlite.rs` and `postgres.rs` hold only what
+//! really differs: pool setup, how a writer serialises per workspace, and how
+//! workers claim jobs. The integration suite runs against both.
+
+mod postgres;
+mod sqlite;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use types::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Opens the database named by `url` (`sqlite:` or `postgres:`).
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqlStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(postgres::SqlStore::connect(url).await?))
+    }
+}
+
+/// Everything the hub reads and writes. Methods are use cases, not tables.
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> StoreResult<()>;
+    /// True when the database answers and every embedded migration is applied.
+    async fn ready(&self) -> StoreResult<bool>;
+
+    async fn create_workspace(&self, ws: &NewWorkspace) -> StoreResult<()>;
+    async fn workspace_for_key(&self, key_hash: &str) -> StoreResult<Option<String>>;
+
+    async fn create_connection(&self, conn: &NewConnection) -> StoreResult<()>;
+    async fn list_connections(&self, workspace_id: &str) -> StoreResult<Vec<ConnectionRow>>;
+    async fn get_connection(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<ConnectionRow>>;
+    async fn delete_connection(&self, workspace_id: &str, id: &str, now: i64) -> StoreResult<bool>;
+    /// Any connection by id, deleted or not, with its sealed secrets.
+    async fn connection_secrets(&self, id: &str) -> StoreResult<Option<ConnectionSecrets>>;
+    async fn delivery_stats(&self, connection_id: &str) -> StoreResult<DeliveryStats>;
+
+    /// Stores deliveries in one transaction (group commit); a delivery whose
+    /// dedupe key was seen before on its connection is not stored again.
+    async fn insert_deliveries(&self, batch: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>>;
+    /// Leases up to `limit` deliveries that are due, or whose lease ran out.
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Gives a claimed delivery back: to retry at `retry_at`, or dead when `None`.
+    async fn release_delivery(
+        &self,
+        id: i64,
+        lease_token: &str,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn list_inbox(
+        &self,
+        workspace_id: &str,
+        status: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<InboxRow>>;
+    /// Makes a dead delivery pending again; false if there is no such dead delivery.
+    async fn replay_delivery(&self, workspace_id: &str, id: i64, now: i64) -> StoreResult<bool>;
+
+    /// Begins the transaction in which a delivery's effects are applied.
+    /// Writers of one workspace are serialised until it commits, so identity
+    /// resolution and the change feed's order are never raced.
+    async fn begin_write(&self, workspace_id: &str) -> StoreResult<Box<dyn WriteTx>>;
+
+    async fn find_profiles(
+        &self,
+        workspace_id: &str,
+        query: &ProfileQuery,
+    ) -> StoreResult<Vec<String>>;
+    /// The profile, following merges to the survivor.
+    async fn get_profile(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ProfileRow>>;
+    async fn timeline(&self, profile_id: &str, limit: i64) -> StoreResult<Vec<StoredRecord>>;
+    async fn changes(
+        &self,
+        workspace_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ChangeRow>>;
+}
+
+/// The write side of identity resolution, inside one transaction.
+#[async_trait]
+pub trait WriteTx: Send {
+    async fn record_state(&mut self, record: &RecordRef) -> StoreResult<Option<RecordState>>;
+    /// Live profiles holding any of the keys, oldest first.
+    async fn profiles_with_keys(
+        &mut self,
+        workspace_id: &str,
+        keys: &[ScopedKey],
+    ) -> StoreResult<Vec<ProfileStub>>;
+    async fn profile_stub(&mut self, id: &str) -> StoreResult<ProfileStub>;
+    async fn create_profile(&mut self, workspace_id: &str, id: &str, now: i64) -> StoreResult<()>;
+    /// Moves everything of `absorbed` onto `survivor` and leaves an alias.
+    async fn absorb_profile(&mut self, survivor: &str, absorbed: &str, now: i64)
+        -> StoreResult<()>;
+    /// Inserts or replaces the record and the keys it carries.
+    async fn upsert_record(&mut self, record: &NewRecord<'_>) -> StoreResult<()>;
+    async fn profile_records(&mut self, profile_id: &str) -> StoreResult<Vec<StoredRecord>>;
+    async fn profile_view(&mut self, profile_id: &str) -> StoreResult<String>;
+    async fn save_profile_view(
+        &mut self,
+        profile_id: &str,
+        view: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn append_change(&mut self, change: &NewChange<'_>) -> StoreResult<i64>;
+    /// Marks a claimed delivery done; false if its lease was lost to another
+    /// worker, in which case the transaction must not commit.
+    async fn complete_delivery(
+        &mut self,
+        id: i64,
+        lease_token: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}

@@ -1,0 +1,527 @@
+// The SQL implementation shared by both backends. It is `include!`d by
+// `sqlite.rs` and `postgres.rs`, each of which defines `Db`, `SqlStore`
+// (with `write` and `read` pools), `MIGRATOR`, `BACKEND`, `CLAIM_SQL`,
+// `begin_write_tx` and `lock_workspace`; everything here is identical SQL
+// for both, so one behaviour is written once and compiled twice.
+
+use async_trait::async_trait;
+use sqlx::{Row, Transaction};
+
+use crate::store::*;
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> StoreResult<bool> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
+    }
+
+    async fn create_workspace(&self, ws: &NewWorkspace) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&ws.id)
+            .bind(&ws.name)
+            .bind(ws.now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, workspace_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&ws.api_key_id)
+        .bind(&ws.id)
+        .bind(&ws.api_key_hash)
+        .bind(ws.now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn workspace_for_key(&self, key_hash: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    async fn create_connection(&self, conn: &NewConnection) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO connections (id, workspace_id, platform, name, settings, secrets, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&conn.id)
+        .bind(&conn.workspace_id)
+        .bind(&conn.platform)
+        .bind(&conn.name)
+        .bind(&conn.settings)
+        .bind(&conn.secrets)
+        .bind(conn.now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_connections(&self, workspace_id: &str) -> StoreResult<Vec<ConnectionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, workspace_id, platform, name, settings, created_at FROM connections \
+             WHERE workspace_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn get_connection(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ConnectionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, workspace_id, platform, name, settings, created_at FROM connections \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    async fn delete_connection(&self, workspace_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+        // The row stays for the records that reference it; its secrets go.
+        let done = sqlx::query(
+            "UPDATE connections SET deleted_at = $3, updated_at = $3, secrets = $4 \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(now)
+        .bind(Vec::<u8>::new())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn connection_secrets(&self, id: &str) -> StoreResult<Option<ConnectionSecrets>> {
+        Ok(sqlx::query_as(
+            "SELECT id, workspace_id, platform, settings, secrets, deleted_at FROM connections WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    async fn delivery_stats(&self, connection_id: &str) -> StoreResult<DeliveryStats> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS received, \
+               COALESCE(SUM(CASE WHEN status IN ('pending', 'processing') THEN 1 ELSE 0 END), 0) AS pending, \
+               COALESCE(SUM(CASE WHEN status = 'done' THEN 1 ELSE 0 END), 0) AS done, \
+               COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) AS dead, \
+               MAX(received_at) AS last_delivery_at \
+             FROM inbox WHERE connection_id = $1",
+        )
+        .bind(connection_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(DeliveryStats {
+            received: row.try_get("received")?,
+            pending: row.try_get("pending")?,
+            done: row.try_get("done")?,
+            dead: row.try_get("dead")?,
+            last_delivery_at: row.try_get("last_delivery_at")?,
+        })
+    }
+
+    async fn insert_deliveries(&self, batch: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
+        let mut tx = self.write.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for d in batch {
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbox (workspace_id, connection_id, platform, topic, dedupe_key, body, \
+                   received_at, status, attempts, available_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7) \
+                 ON CONFLICT (connection_id, dedupe_key) DO NOTHING RETURNING id",
+            )
+            .bind(&d.workspace_id)
+            .bind(&d.connection_id)
+            .bind(&d.platform)
+            .bind(&d.topic)
+            .bind(&d.dedupe_key)
+            .bind(&d.body)
+            .bind(d.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            outcomes.push(id.map_or(InsertOutcome::Duplicate, InsertOutcome::Stored));
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
+        let token = uuid::Uuid::now_v7().simple().to_string();
+        Ok(sqlx::query_as(CLAIM_SQL)
+            .bind(&token)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.write)
+            .await?)
+    }
+
+    async fn release_delivery(
+        &self,
+        id: i64,
+        lease_token: &str,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let query = match retry_at {
+            Some(at) => sqlx::query(
+                "UPDATE inbox SET status = 'pending', available_at = $3, last_error = $4, \
+                   lease_token = NULL, lease_until = NULL \
+                 WHERE id = $1 AND lease_token = $2",
+            )
+            .bind(id)
+            .bind(lease_token)
+            .bind(at)
+            .bind(error),
+            None => sqlx::query(
+                "UPDATE inbox SET status = 'dead', processed_at = $3, last_error = $4, \
+                   lease_token = NULL, lease_until = NULL \
+                 WHERE id = $1 AND lease_token = $2",
+            )
+            .bind(id)
+            .bind(lease_token)
+            .bind(now)
+            .bind(error),
+        };
+        query.execute(&self.write).await?;
+        Ok(())
+    }
+
+    async fn list_inbox(&self, workspace_id: &str, status: &str, limit: i64) -> StoreResult<Vec<InboxRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, connection_id, platform, topic, status, attempts, received_at, last_error, processed_at \
+             FROM inbox WHERE workspace_id = $1 AND status = $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn replay_delivery(&self, workspace_id: &str, id: i64, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE inbox SET status = 'pending', attempts = 0, available_at = $3, processed_at = NULL \
+             WHERE workspace_id = $1 AND id = $2 AND status = 'dead'",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn begin_write(&self, workspace_id: &str) -> StoreResult<Box<dyn WriteTx>> {
+        let mut tx = begin_write_tx(&self.write).await?;
+        lock_workspace(&mut tx, workspace_id).await?;
+        Ok(Box::new(SqlWriteTx { tx }))
+    }
+
+    async fn find_profiles(&self, workspace_id: &str, query: &ProfileQuery) -> StoreResult<Vec<String>> {
+        let (kind, value, platform) = match query {
+            ProfileQuery::Email(v) => ("email", v.as_str(), None),
+            ProfileQuery::Phone(v) => ("phone", v.as_str(), None),
+            ProfileQuery::External { platform, external_id } => {
+                ("customer_id", external_id.as_str(), Some(platform.as_str()))
+            }
+        };
+        // Connection-scoped keys carry their connection id as scope, so the
+        // platform filter joins on it; global keys have an empty scope.
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT r.profile_id FROM record_keys k \
+             JOIN source_records r ON r.connection_id = k.connection_id \
+               AND r.kind = k.record_kind AND r.external_id = k.external_id \
+             LEFT JOIN connections c ON c.id = k.key_scope \
+             WHERE k.workspace_id = $1 AND k.key_kind = $2 AND k.key_value = $3 \
+               AND ($4 = '' OR c.platform = $4) \
+             ORDER BY r.profile_id LIMIT 100",
+        )
+        .bind(workspace_id)
+        .bind(kind)
+        .bind(value)
+        .bind(platform.unwrap_or(""))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn get_profile(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ProfileRow>> {
+        // Merges keep aliases pointing straight at the survivor; the bound
+        // only guards against a corrupt chain.
+        let mut id = id.to_string();
+        for _ in 0..8 {
+            let row = sqlx::query(
+                "SELECT id, merged_into, view, created_at, updated_at FROM profiles \
+                 WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(&id)
+            .fetch_optional(&self.read)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            match row.try_get::<Option<String>, _>("merged_into")? {
+                Some(survivor) => id = survivor,
+                None => {
+                    return Ok(Some(ProfileRow {
+                        id: row.try_get("id")?,
+                        view: row.try_get("view")?,
+                        created_at: row.try_get("created_at")?,
+                        updated_at: row.try_get("updated_at")?,
+                    }))
+                }
+            }
+        }
+        Err(StoreError::Corrupt(format!("profile alias chain from {id} does not end")))
+    }
+
+    async fn timeline(&self, profile_id: &str, limit: i64) -> StoreResult<Vec<StoredRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT r.connection_id, c.platform, r.kind, r.external_id, r.version, r.occurred_at, r.data \
+             FROM source_records r JOIN connections c ON c.id = r.connection_id \
+             WHERE r.profile_id = $1 AND r.kind <> 'customer' \
+             ORDER BY r.occurred_at DESC, r.external_id DESC LIMIT $2",
+        )
+        .bind(profile_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn changes(&self, workspace_id: &str, after: i64, limit: i64) -> StoreResult<Vec<ChangeRow>> {
+        Ok(sqlx::query_as(
+            "SELECT seq, kind, profile_id, data, created_at FROM changes \
+             WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+}
+
+pub struct SqlWriteTx {
+    tx: Transaction<'static, Db>,
+}
+
+/// `$first, $first+1, …` for `n` values, for statements built at run time.
+fn numbered(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+#[async_trait]
+impl WriteTx for SqlWriteTx {
+    async fn record_state(&mut self, r: &RecordRef) -> StoreResult<Option<RecordState>> {
+        Ok(sqlx::query_as(
+            "SELECT version, profile_id FROM source_records \
+             WHERE connection_id = $1 AND kind = $2 AND external_id = $3",
+        )
+        .bind(r.connection_id)
+        .bind(r.kind)
+        .bind(r.external_id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn profiles_with_keys(&mut self, workspace_id: &str, keys: &[ScopedKey]) -> StoreResult<Vec<ProfileStub>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let matches = (0..keys.len())
+            .map(|i| {
+                let p = 2 + i * 3;
+                format!("(k.key_kind = ${p} AND k.key_scope = ${} AND k.key_value = ${})", p + 1, p + 2)
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "SELECT DISTINCT p.id, p.created_at FROM record_keys k \
+             JOIN source_records r ON r.connection_id = k.connection_id \
+               AND r.kind = k.record_kind AND r.external_id = k.external_id \
+             JOIN profiles p ON p.id = r.profile_id \
+             WHERE k.workspace_id = $1 AND ({matches}) ORDER BY p.created_at, p.id"
+        );
+        let mut query = sqlx::query_as(&sql).bind(workspace_id);
+        for key in keys {
+            query = query.bind(key.kind).bind(&key.scope).bind(&key.value);
+        }
+        Ok(query.fetch_all(&mut *self.tx).await?)
+    }
+
+    async fn profile_stub(&mut self, id: &str) -> StoreResult<ProfileStub> {
+        sqlx::query_as("SELECT id, created_at FROM profiles WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn create_profile(&mut self, workspace_id: &str, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO profiles (id, workspace_id, merged_into, view, created_at, updated_at) \
+             VALUES ($1, $2, NULL, '{}', $3, $3)",
+        )
+        .bind(id)
+        .bind(workspace_id)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn absorb_profile(&mut self, survivor: &str, absorbed: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE source_records SET profile_id = $1 WHERE profile_id = $2")
+            .bind(survivor)
+            .bind(absorbed)
+            .execute(&mut *self.tx)
+            .await?;
+        // Earlier aliases of the absorbed profile now point at the survivor too.
+        sqlx::query("UPDATE profiles SET merged_into = $1, updated_at = $3 WHERE merged_into = $2")
+            .bind(survivor)
+            .bind(absorbed)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("UPDATE profiles SET merged_into = $1, view = '{}', updated_at = $3 WHERE id = $2")
+            .bind(survivor)
+            .bind(absorbed)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn upsert_record(&mut self, r: &NewRecord<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO source_records (workspace_id, connection_id, kind, external_id, version, \
+               occurred_at, data, profile_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
+               version = excluded.version, occurred_at = excluded.occurred_at, data = excluded.data, \
+               profile_id = excluded.profile_id, updated_at = excluded.updated_at",
+        )
+        .bind(r.workspace_id)
+        .bind(r.connection_id)
+        .bind(r.kind)
+        .bind(r.external_id)
+        .bind(r.version)
+        .bind(r.occurred_at)
+        .bind(r.data)
+        .bind(r.profile_id)
+        .bind(r.now)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM record_keys WHERE connection_id = $1 AND record_kind = $2 AND external_id = $3")
+            .bind(r.connection_id)
+            .bind(r.kind)
+            .bind(r.external_id)
+            .execute(&mut *self.tx)
+            .await?;
+        if r.keys.is_empty() {
+            return Ok(());
+        }
+        let rows = (0..r.keys.len())
+            .map(|i| format!("($1, $2, $3, $4, {})", numbered(5 + i * 3, 3)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO record_keys (workspace_id, connection_id, record_kind, external_id, \
+               key_kind, key_scope, key_value) VALUES {rows} ON CONFLICT DO NOTHING"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(r.workspace_id)
+            .bind(r.connection_id)
+            .bind(r.kind)
+            .bind(r.external_id);
+        for key in r.keys {
+            query = query.bind(key.kind).bind(&key.scope).bind(&key.value);
+        }
+        query.execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn profile_records(&mut self, profile_id: &str) -> StoreResult<Vec<StoredRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT r.connection_id, c.platform, r.kind, r.external_id, r.version, r.occurred_at, r.data \
+             FROM source_records r JOIN connections c ON c.id = r.connection_id \
+             WHERE r.profile_id = $1 ORDER BY r.occurred_at, r.external_id",
+        )
+        .bind(profile_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn profile_view(&mut self, profile_id: &str) -> StoreResult<String> {
+        sqlx::query_scalar("SELECT view FROM profiles WHERE id = $1")
+            .bind(profile_id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn save_profile_view(&mut self, profile_id: &str, view: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE profiles SET view = $2, updated_at = $3 WHERE id = $1")
+            .bind(profile_id)
+            .bind(view)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_change(&mut self, c: &NewChange<'_>) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO changes (workspace_id, kind, profile_id, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+        )
+        .bind(c.workspace_id)
+        .bind(c.kind)
+        .bind(c.profile_id)
+        .bind(c.data)
+        .bind(c.now)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn complete_delivery(&mut self, id: i64, lease_token: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE inbox SET status = 'done', processed_at = $3, last_error = NULL, \
+               lease_token = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_token = $2 AND status = 'processing'",
+        )
+        .bind(id)
+        .bind(lease_token)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,180 @@
+//! Rows and arguments that cross the storage interface.
+
+use serde::Serialize;
+
+pub struct NewWorkspace {
+    pub id: String,
+    pub name: String,
+    pub api_key_id: String,
+    pub api_key_hash: String,
+    pub now: i64,
+}
+
+pub struct NewConnection {
+    pub id: String,
+    pub workspace_id: String,
+    pub platform: String,
+    pub name: String,
+    /// JSON object.
+    pub settings: String,
+    /// Sealed with the master key.
+    pub secrets: Vec<u8>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub platform: String,
+    pub name: String,
+    pub settings: String,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ConnectionSecrets {
+    pub id: String,
+    pub workspace_id: String,
+    pub platform: String,
+    pub settings: String,
+    pub secrets: Vec<u8>,
+    pub deleted_at: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DeliveryStats {
+    pub received: i64,
+    pub pending: i64,
+    pub done: i64,
+    pub dead: i64,
+    pub last_delivery_at: Option<i64>,
+}
+
+pub struct NewDelivery {
+    pub workspace_id: String,
+    pub connection_id: String,
+    pub platform: String,
+    pub topic: String,
+    pub dedupe_key: String,
+    pub body: Vec<u8>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Stored(i64),
+    Duplicate,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub workspace_id: String,
+    pub connection_id: String,
+    pub platform: String,
+    pub topic: String,
+    pub body: Vec<u8>,
+    pub attempts: i64,
+    pub lease_token: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboxRow {
+    pub id: i64,
+    pub connection_id: String,
+    pub platform: String,
+    pub topic: String,
+    pub status: String,
+    pub attempts: i64,
+    pub received_at: i64,
+    pub last_error: Option<String>,
+    pub processed_at: Option<i64>,
+}
+
+pub enum ProfileQuery {
+    Email(String),
+    Phone(String),
+    External {
+        platform: String,
+        external_id: String,
+    },
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub id: String,
+    pub view: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChangeRow {
+    pub seq: i64,
+    pub kind: String,
+    pub profile_id: String,
+    pub data: String,
+    pub created_at: i64,
+}
+
+/// Identifies a source record.
+pub struct RecordRef<'a> {
+    pub connection_id: &'a str,
+    pub kind: &'a str,
+    pub external_id: &'a str,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RecordState {
+    pub version: i64,
+    pub profile_id: String,
+}
+
+/// An identity key with its scope: empty for global keys, the connection id
+/// for keys that only mean something within one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScopedKey {
+    pub kind: &'static str,
+    pub scope: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProfileStub {
+    pub id: String,
+    pub created_at: i64,
+}
+
+pub struct NewRecord<'a> {
+    pub workspace_id: &'a str,
+    pub connection_id: &'a str,
+    pub kind: &'a str,
+    pub external_id: &'a str,
+    pub version: i64,
+    pub occurred_at: i64,
+    /// The model record as JSON.
+    pub data: &'a str,
+    pub profile_id: &'a str,
+    pub keys: &'a [ScopedKey],
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredRecord {
+    pub connection_id: String,
+    pub platform: String,
+    pub kind: String,
+    pub external_id: String,
+    pub version: i64,
+    pub occurred_at: i64,
+    pub data: String,
+}
+
+pub struct NewChange<'a> {
+    pub workspace_id: &'a str,
+    pub kind: &'a str,
+    pub profile_id: &'a str,
+    pub data: &'a str,
+    pub now: i64,
+}

@@ -1,0 +1,219 @@
+//! Workers turn stored deliveries into records and profiles.
+//!
+//! A worker leases a batch of due deliveries, decodes each with its
+//! platform's connector and applies the records in one transaction that also
+//! marks the delivery done, so a crash at any point either leaves the
+//! delivery pending (its lease runs out and another worker takes it) or
+//! leaves it done with all of its effects: exactly once, in effect.
+//!
+//! A payload that cannot be decoded will never decode: it goes straight to
+//! the dead-letter list. Storage errors are retried with backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use shophub_connectors::DecodeContext;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::resolve;
+use crate::store::{ClaimedDelivery, Store, StoreError};
+
+const BATCH: i64 = 16;
+const LEASE_MS: i64 = 60_000;
+/// How often an idle worker looks for due retries and for deliveries other
+/// hub processes stored.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const MAX_ATTEMPTS: i64 = 8;
+
+#[derive(Clone)]
+pub struct Worker {
+    store: Arc<dyn Store>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Dead,
+    Retry,
+    LeaseLost,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>) -> Worker {
+        Worker { store }
+    }
+
+    /// Claims one batch and processes it; returns how many were claimed.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let claimed = self
+            .store
+            .claim_deliveries(now_ms(), LEASE_MS, BATCH)
+            .await?;
+        for delivery in &claimed {
+            self.process(delivery).await;
+        }
+        Ok(claimed.len())
+    }
+
+    /// Processes until nothing is due. Tests drive workers with this.
+    pub async fn run_until_idle(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            match self.run_once().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    pub async fn run(self, stored: Arc<Notify>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let notified = stored.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.run_once().await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(error) => tracing::warn!(error = %error, "claiming deliveries failed"),
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    pub async fn process(&self, delivery: &ClaimedDelivery) -> Outcome {
+        let started = Instant::now();
+        let outcome = match self.apply(delivery).await {
+            Ok(true) => Outcome::Done,
+            Ok(false) => Outcome::LeaseLost,
+            Err(Failure::Permanent(reason)) => self.release(delivery, &reason, None).await,
+            Err(Failure::Transient(reason)) if delivery.attempts >= MAX_ATTEMPTS => {
+                let reason = format!("gave up after {} attempts: {reason}", delivery.attempts);
+                self.release(delivery, &reason, None).await
+            }
+            Err(Failure::Transient(reason)) => {
+                let delay = ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_secs(1))
+                    .with_max_delay(Duration::from_secs(300))
+                    .with_jitter()
+                    .without_max_times()
+                    .build()
+                    .nth(delivery.attempts.max(1) as usize - 1)
+                    .unwrap_or(Duration::from_secs(300));
+                self.release(delivery, &reason, Some(now_ms() + delay.as_millis() as i64))
+                    .await
+            }
+        };
+        let platform = crate::telemetry::platform_label(&delivery.platform);
+        match outcome {
+            Outcome::Done => {
+                metrics::counter!("shophub_deliveries_processed_total", "platform" => platform)
+                    .increment(1)
+            }
+            Outcome::Dead => {
+                metrics::counter!("shophub_deliveries_dead_total", "platform" => platform)
+                    .increment(1)
+            }
+            Outcome::Retry => {
+                metrics::counter!("shophub_deliveries_retried_total", "platform" => platform)
+                    .increment(1)
+            }
+            Outcome::LeaseLost => tracing::warn!(
+                delivery = delivery.id,
+                "lease lost; another worker took the delivery"
+            ),
+        }
+        metrics::histogram!("shophub_processing_seconds", "platform" => platform)
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(delivery = delivery.id, outcome = ?outcome, "processed delivery");
+        outcome
+    }
+
+    async fn release(
+        &self,
+        delivery: &ClaimedDelivery,
+        reason: &str,
+        retry_at: Option<i64>,
+    ) -> Outcome {
+        let outcome = if retry_at.is_some() {
+            Outcome::Retry
+        } else {
+            Outcome::Dead
+        };
+        if let Err(error) = self
+            .store
+            .release_delivery(
+                delivery.id,
+                &delivery.lease_token,
+                reason,
+                retry_at,
+                now_ms(),
+            )
+            .await
+        {
+            // The lease runs out and the delivery is claimed again.
+            tracing::warn!(delivery = delivery.id, error = %error, "releasing delivery failed");
+        }
+        outcome
+    }
+
+    /// Ok(false) when the lease was lost and nothing was committed.
+    async fn apply(&self, delivery: &ClaimedDelivery) -> Result<bool, Failure> {
+        let connection = self
+            .store
+            .connection_secrets(&delivery.connection_id)
+            .await?
+            .ok_or_else(|| Failure::Permanent("connection no longer exists".into()))?;
+        let connector = shophub_connectors::connector(&delivery.platform).ok_or_else(|| {
+            Failure::Permanent(format!(
+                "platform {} is not in this build",
+                delivery.platform
+            ))
+        })?;
+        let context = DecodeContext {
+            default_region: crate::connections::default_region(&connection.settings),
+        };
+        let records = connector
+            .decode(&delivery.topic, &delivery.body, &context)
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+
+        let now = now_ms();
+        let mut tx = self.store.begin_write(&delivery.workspace_id).await?;
+        resolve::apply(
+            tx.as_mut(),
+            &delivery.workspace_id,
+            &delivery.connection_id,
+            &records,
+            now,
+        )
+        .await?;
+        if !tx
+            .complete_delivery(delivery.id, &delivery.lease_token, now)
+            .await?
+        {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+enum Failure {
+    Permanent(String),
+    Transient(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        match error {
+            StoreError::Corrupt(reason) => Failure::Permanent(reason),
+            other => Failure::Transient(other.to_string()),
+        }
+    }
+}
