@@ -49,6 +49,8 @@ impl Hub {
     /// Starts serving on `listener` with `config.workers` background workers.
     pub async fn start(&self, listener: TcpListener) -> anyhow::Result<Server> {
         let addr = listener.local_addr()?;
+        // Install the recorder before anything counts.
+        crate::telemetry::metrics_handle();
         let shutdown = CancellationToken::new();
         let stored = Arc::new(Notify::new());
         let (intake, writer) = Intake::start(self.store.clone(), stored.clone());

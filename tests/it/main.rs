@@ -1,0 +1,10 @@
+//! End-to-end tests: the real hub on port 0, real signed HTTP deliveries,
+//! against SQLite and (when configured) PostgreSQL with the same code.
+
+mod harness;
+
+mod api;
+mod cli;
+mod durability;
+mod pipeline;
+mod webhooks;
