@@ -45,18 +45,34 @@ pub fn scoped_keys(record: &SourceRecord, connection_id: &str) -> Vec<ScopedKey>
         .collect()
 }
 
+/// Records decoded from one delivery, with the connection they came from.
+pub struct Batch<'a> {
+    pub connection_id: &'a str,
+    pub records: &'a [SourceRecord],
+}
+
+impl<'a> Batch<'a> {
+    fn tagged(&self) -> Vec<(&'a str, &'a SourceRecord)> {
+        self.records
+            .iter()
+            .map(|record| (self.connection_id, record))
+            .collect()
+    }
+}
+
+/// Applies the records of one or more deliveries of a workspace. Profiles
+/// they touch are recomputed once, at the end.
 pub async fn apply(
     tx: &mut dyn WriteTx,
     workspace_id: &str,
-    connection_id: &str,
-    records: &[SourceRecord],
+    batches: &[Batch<'_>],
     now: i64,
 ) -> StoreResult<Applied> {
     let mut applied = Applied::default();
     let mut created: BTreeSet<String> = BTreeSet::new();
     let mut touched: BTreeSet<String> = BTreeSet::new();
 
-    for record in records {
+    for (connection_id, record) in batches.iter().flat_map(Batch::tagged) {
         let kind = record.kind().as_str();
         let at = RecordRef {
             connection_id,

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use shophub_connectors::model::SourceRecord;
 use shophub_connectors::DecodeContext;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::resolve;
+use crate::resolve::{self, Batch};
 use crate::store::{ClaimedDelivery, Store, StoreError};
 
 const BATCH: i64 = 16;
@@ -52,8 +53,15 @@ impl Worker {
             .store
             .claim_deliveries(now_ms(), LEASE_MS, BATCH)
             .await?;
-        for delivery in &claimed {
-            self.process(delivery).await;
+        let mut workspaces: Vec<&str> = claimed.iter().map(|d| d.workspace_id.as_str()).collect();
+        workspaces.sort_unstable();
+        workspaces.dedup();
+        for workspace in workspaces {
+            let deliveries: Vec<&ClaimedDelivery> = claimed
+                .iter()
+                .filter(|d| d.workspace_id == workspace)
+                .collect();
+            self.process_batch(&deliveries).await;
         }
         Ok(claimed.len())
     }
@@ -87,29 +95,144 @@ impl Worker {
         }
     }
 
+    /// Applies deliveries of one workspace in a single transaction (one
+    /// commit for the lot); if that fails, each is processed on its own so
+    /// one bad delivery cannot hold the others back.
+    async fn process_batch(&self, deliveries: &[&ClaimedDelivery]) {
+        let started = Instant::now();
+        let mut decoded = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match self.decode(delivery).await {
+                Ok(records) => decoded.push((*delivery, records)),
+                Err(failure) => {
+                    let outcome = self.fail(delivery, failure).await;
+                    self.record(delivery, &outcome, started);
+                }
+            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        match self.commit_together(&decoded).await {
+            Ok(true) => {
+                for (delivery, _) in &decoded {
+                    self.record(delivery, &Outcome::Done, started);
+                }
+            }
+            Ok(false) | Err(_) if decoded.len() > 1 => {
+                for (delivery, _) in &decoded {
+                    self.process(delivery).await;
+                }
+            }
+            Ok(false) => self.record(decoded[0].0, &Outcome::LeaseLost, started),
+            Err(failure) => {
+                let outcome = self.fail(decoded[0].0, failure).await;
+                self.record(decoded[0].0, &outcome, started);
+            }
+        }
+    }
+
+    /// Processes one claimed delivery in its own transaction.
     pub async fn process(&self, delivery: &ClaimedDelivery) -> Outcome {
         let started = Instant::now();
-        let outcome = match self.apply(delivery).await {
-            Ok(true) => Outcome::Done,
-            Ok(false) => Outcome::LeaseLost,
-            Err(Failure::Permanent(reason)) => self.release(delivery, &reason, None).await,
-            Err(Failure::Transient(reason)) if delivery.attempts >= MAX_ATTEMPTS => {
-                let reason = format!("gave up after {} attempts: {reason}", delivery.attempts);
-                self.release(delivery, &reason, None).await
-            }
-            Err(Failure::Transient(reason)) => {
-                let delay = ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_secs(1))
-                    .with_max_delay(Duration::from_secs(300))
-                    .with_jitter()
-                    .without_max_times()
-                    .build()
-                    .nth(delivery.attempts.max(1) as usize - 1)
-                    .unwrap_or(Duration::from_secs(300));
-                self.release(delivery, &reason, Some(now_ms() + delay.as_millis() as i64))
-                    .await
-            }
+        let outcome = match self.decode(delivery).await {
+            Err(failure) => self.fail(delivery, failure).await,
+            Ok(records) => match self.commit_together(&[(delivery, records)]).await {
+                Ok(true) => Outcome::Done,
+                Ok(false) => Outcome::LeaseLost,
+                Err(failure) => self.fail(delivery, failure).await,
+            },
         };
+        self.record(delivery, &outcome, started);
+        outcome
+    }
+
+    async fn decode(&self, delivery: &ClaimedDelivery) -> Result<Vec<SourceRecord>, Failure> {
+        let connection = self
+            .store
+            .connection_secrets(&delivery.connection_id)
+            .await?
+            .ok_or_else(|| Failure::Permanent("connection no longer exists".into()))?;
+        let connector = shophub_connectors::connector(&delivery.platform).ok_or_else(|| {
+            Failure::Permanent(format!(
+                "platform {} is not in this build",
+                delivery.platform
+            ))
+        })?;
+        let context = DecodeContext {
+            default_region: crate::connections::default_region(&connection.settings),
+        };
+        connector
+            .decode(&delivery.topic, &delivery.body, &context)
+            .map_err(|e| Failure::Permanent(e.to_string()))
+    }
+
+    /// Applies the deliveries' records and marks them done in one
+    /// transaction. Ok(false) when a lease was lost: nothing is committed.
+    async fn commit_together(
+        &self,
+        decoded: &[(&ClaimedDelivery, Vec<SourceRecord>)],
+    ) -> Result<bool, Failure> {
+        let workspace_id = &decoded[0].0.workspace_id;
+        let now = now_ms();
+        let batches: Vec<Batch> = decoded
+            .iter()
+            .map(|(delivery, records)| Batch {
+                connection_id: &delivery.connection_id,
+                records,
+            })
+            .collect();
+        let mut tx = self.store.begin_write(workspace_id).await?;
+        resolve::apply(tx.as_mut(), workspace_id, &batches, now).await?;
+        for (delivery, _) in decoded {
+            if !tx
+                .complete_delivery(delivery.id, &delivery.lease_token, now)
+                .await?
+            {
+                return Ok(false);
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives a failed delivery back: dead if it can never succeed or has
+    /// used its attempts, otherwise pending again after a backoff.
+    async fn fail(&self, delivery: &ClaimedDelivery, failure: Failure) -> Outcome {
+        let (reason, retry_at) = match failure {
+            Failure::Permanent(reason) => (reason, None),
+            Failure::Transient(reason) if delivery.attempts >= MAX_ATTEMPTS => (
+                format!("gave up after {} attempts: {reason}", delivery.attempts),
+                None,
+            ),
+            Failure::Transient(reason) => (
+                reason,
+                Some(now_ms() + retry_delay(delivery.attempts).as_millis() as i64),
+            ),
+        };
+        let outcome = if retry_at.is_some() {
+            Outcome::Retry
+        } else {
+            Outcome::Dead
+        };
+        if let Err(error) = self
+            .store
+            .release_delivery(
+                delivery.id,
+                &delivery.lease_token,
+                &reason,
+                retry_at,
+                now_ms(),
+            )
+            .await
+        {
+            // The lease runs out and the delivery is claimed again.
+            tracing::warn!(delivery = delivery.id, error = %error, "releasing delivery failed");
+        }
+        outcome
+    }
+
+    fn record(&self, delivery: &ClaimedDelivery, outcome: &Outcome, started: Instant) {
         let platform = crate::telemetry::platform_label(&delivery.platform);
         match outcome {
             Outcome::Done => {
@@ -132,76 +255,20 @@ impl Worker {
         metrics::histogram!("shophub_processing_seconds", "platform" => platform)
             .record(started.elapsed().as_secs_f64());
         tracing::debug!(delivery = delivery.id, outcome = ?outcome, "processed delivery");
-        outcome
     }
+}
 
-    async fn release(
-        &self,
-        delivery: &ClaimedDelivery,
-        reason: &str,
-        retry_at: Option<i64>,
-    ) -> Outcome {
-        let outcome = if retry_at.is_some() {
-            Outcome::Retry
-        } else {
-            Outcome::Dead
-        };
-        if let Err(error) = self
-            .store
-            .release_delivery(
-                delivery.id,
-                &delivery.lease_token,
-                reason,
-                retry_at,
-                now_ms(),
-            )
-            .await
-        {
-            // The lease runs out and the delivery is claimed again.
-            tracing::warn!(delivery = delivery.id, error = %error, "releasing delivery failed");
-        }
-        outcome
-    }
-
-    /// Ok(false) when the lease was lost and nothing was committed.
-    async fn apply(&self, delivery: &ClaimedDelivery) -> Result<bool, Failure> {
-        let connection = self
-            .store
-            .connection_secrets(&delivery.connection_id)
-            .await?
-            .ok_or_else(|| Failure::Permanent("connection no longer exists".into()))?;
-        let connector = shophub_connectors::connector(&delivery.platform).ok_or_else(|| {
-            Failure::Permanent(format!(
-                "platform {} is not in this build",
-                delivery.platform
-            ))
-        })?;
-        let context = DecodeContext {
-            default_region: crate::connections::default_region(&connection.settings),
-        };
-        let records = connector
-            .decode(&delivery.topic, &delivery.body, &context)
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
-
-        let now = now_ms();
-        let mut tx = self.store.begin_write(&delivery.workspace_id).await?;
-        resolve::apply(
-            tx.as_mut(),
-            &delivery.workspace_id,
-            &delivery.connection_id,
-            &records,
-            now,
-        )
-        .await?;
-        if !tx
-            .complete_delivery(delivery.id, &delivery.lease_token, now)
-            .await?
-        {
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
+/// Exponential backoff with jitter: about 1 s after the first failure,
+/// doubling up to 5 minutes.
+fn retry_delay(attempts: i64) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(300))
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(attempts.max(1) as usize - 1)
+        .unwrap_or(Duration::from_secs(300))
 }
 
 enum Failure {

@@ -142,3 +142,45 @@ both_backends! {
         assert_eq!(found, 1);
     }
 }
+
+both_backends! {
+    async fn hostile_strings_are_stored_and_returned_intact(backend: Backend) {
+        let hub = spawn(backend).await;
+        let ws = hub.workspace("acme").await;
+        let shop = hub.shopify(&ws).await;
+        let hostile = "Robert'); DROP TABLE profiles;-- \u{0000} \u{202e}evil\u{202c} 王伟 🧨";
+        let customer = shopify_customer(66, "bobby@example.com", "", "2026-01-01T00:00:00Z", hostile);
+        assert_eq!(hub.send_shopify(&shop, "customers/create", "evt-hostile", &customer).await.0, 200);
+        assert_eq!(hub.drain().await, 1);
+        let profile = hub.find_one(&ws, "email=bobby@example.com").await;
+        assert_eq!(profile["name"], format!("{hostile} Lovelace"));
+        let (status, _) = hub.get(&ws.key, "/v1/profiles?email=%27%20OR%201%3D1--%40example.com").await;
+        assert_eq!(status, 422);
+    }
+
+    async fn competing_workers_never_split_one_buyer(backend: Backend) {
+        let hub = spawn(backend).await;
+        let ws = hub.workspace("acme").await;
+        let shop = hub.shopify(&ws).await;
+        let woo = hub.woocommerce(&ws).await;
+        // Thirty records of five buyers, spread over two platforms.
+        for i in 0..30i64 {
+            let email = format!("p{}@example.com", i % 5);
+            if i % 2 == 0 {
+                let c = shopify_customer(i, &email, "", "2026-01-01T00:00:00Z", "P");
+                hub.send_shopify(&shop, "customers/create", &format!("e{i}"), &c).await;
+            } else {
+                let o = woocommerce_order(i, &email, "", "1.00", "2026-02-01T11:05:00");
+                hub.send_woocommerce(&woo, "order.created", &o).await;
+            }
+        }
+        // Three workers at once, as three hub processes would be.
+        let (a, b, c) = (hub.hub.worker(), hub.hub.worker(), hub.hub.worker());
+        let (x, y, z) = tokio::join!(a.run_until_idle(), b.run_until_idle(), c.run_until_idle());
+        assert_eq!(x.unwrap() + y.unwrap() + z.unwrap(), 30);
+        for i in 0..5 {
+            let profile = hub.find_one(&ws, &format!("email=p{i}@example.com")).await;
+            assert_eq!(profile["traits"]["order_count"], 3);
+        }
+    }
+}
