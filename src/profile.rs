@@ -104,23 +104,29 @@ pub fn compute(records: &[StoredRecord]) -> Result<ProfileView, serde_json::Erro
     })
 }
 
-/// The newest customer record's name wins; an order's buyer name is the fallback.
+/// The newest name from the most authoritative kind of record wins: a
+/// customer record, then an order's buyer, then a reviewer or chat sender.
 fn best_name(records: &[(&StoredRecord, SourceRecord)]) -> Option<String> {
-    let mut named: Vec<(bool, DateTime<Utc>, String)> = records
+    let mut named: Vec<(u8, DateTime<Utc>, String)> = records
         .iter()
         .filter_map(|(_, r)| {
-            let (is_customer, first, last) = match &r.body {
-                RecordBody::Customer(c) => (true, &c.first_name, &c.last_name),
-                RecordBody::Order(o) => (false, &o.buyer_first_name, &o.buyer_last_name),
+            let (rank, parts) = match &r.body {
+                RecordBody::Customer(c) => (3, [c.first_name.as_deref(), c.last_name.as_deref()]),
+                RecordBody::Order(o) => (
+                    2,
+                    [o.buyer_first_name.as_deref(), o.buyer_last_name.as_deref()],
+                ),
+                RecordBody::Review(v) => (1, [v.reviewer_name.as_deref(), None]),
+                RecordBody::Message(m) => (0, [m.sender_name.as_deref(), None]),
             };
-            let name = [first.as_deref(), last.as_deref()]
+            let name = parts
                 .into_iter()
                 .flatten()
                 .map(str::trim)
-                .filter(|part| !part.is_empty())
+                .filter(|p| !p.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            (!name.is_empty()).then_some((is_customer, r.version, name))
+            (!name.is_empty()).then_some((rank, r.version, name))
         })
         .collect();
     named.sort();

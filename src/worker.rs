@@ -153,12 +153,14 @@ impl Worker {
             .connection_secrets(&delivery.connection_id)
             .await?
             .ok_or_else(|| Failure::Permanent("connection no longer exists".into()))?;
-        let connector = shophub_connectors::connector(&delivery.platform).ok_or_else(|| {
-            Failure::Permanent(format!(
-                "platform {} is not in this build",
-                delivery.platform
-            ))
-        })?;
+        let connector = shophub_connectors::connector(&delivery.platform)
+            .and_then(|c| c.webhooks())
+            .ok_or_else(|| {
+                Failure::Permanent(format!(
+                    "platform {} is not in this build",
+                    delivery.platform
+                ))
+            })?;
         let context = DecodeContext {
             default_region: crate::connections::default_region(&connection.settings),
         };

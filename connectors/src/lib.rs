@@ -10,12 +10,16 @@
 //! - [`identity`]: normalisation of emails and phones into identity keys.
 //! - [`signature`]: HMAC helpers with constant-time comparison.
 //! - [`webhook`]: the trait a webhook-capable platform implements, and its errors.
+//! - [`poll`]: the trait an API-polling platform implements, its cursor and errors.
+//! - [`http`]: classification of platform HTTP answers.
 //! - one module per platform, each behind a cargo feature.
 //! - [`registry`]: the one list of available platforms.
 
+pub mod http;
 pub mod identity;
 pub mod model;
 mod payload;
+pub mod poll;
 pub mod signature;
 pub mod webhook;
 
@@ -24,10 +28,11 @@ pub mod shopify;
 #[cfg(feature = "woocommerce")]
 pub mod woocommerce;
 
-pub use webhook::{DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
+pub use poll::{ConnectorError, PollingSource};
+pub use webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
 
-/// Every platform this build can receive webhooks from, one line each.
-pub fn registry() -> &'static [&'static dyn WebhookSource] {
+/// Every platform this build supports, one line each.
+pub fn registry() -> &'static [&'static dyn Connector] {
     &[
         #[cfg(feature = "shopify")]
         &shopify::Shopify,
@@ -37,7 +42,7 @@ pub fn registry() -> &'static [&'static dyn WebhookSource] {
 }
 
 /// The connector for a platform id such as `shopify`, if this build has it.
-pub fn connector(platform: &str) -> Option<&'static dyn WebhookSource> {
+pub fn connector(platform: &str) -> Option<&'static dyn Connector> {
     registry()
         .iter()
         .copied()

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub enum RecordKind {
     Customer,
     Order,
+    Review,
+    Message,
 }
 
 impl RecordKind {
@@ -21,6 +23,8 @@ impl RecordKind {
         match self {
             RecordKind::Customer => "customer",
             RecordKind::Order => "order",
+            RecordKind::Review => "review",
+            RecordKind::Message => "message",
         }
     }
 }
@@ -44,6 +48,8 @@ impl SourceRecord {
         match self.body {
             RecordBody::Customer(_) => RecordKind::Customer,
             RecordBody::Order(_) => RecordKind::Order,
+            RecordBody::Review(_) => RecordKind::Review,
+            RecordBody::Message(_) => RecordKind::Message,
         }
     }
 }
@@ -53,6 +59,8 @@ impl SourceRecord {
 pub enum RecordBody {
     Customer(Customer),
     Order(Order),
+    Review(Review),
+    Message(Message),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +115,52 @@ impl OrderStatus {
             OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed
         )
     }
+}
+
+/// A product review. The rating stays on the platform's scale; `score` is
+/// the same rating normalised to 0..=1 so reviews compare across platforms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub product: Option<String>,
+    pub rating: Decimal,
+    pub rating_scale: Decimal,
+    pub score: f64,
+    pub text: Option<String>,
+    pub reviewer_name: Option<String>,
+    pub reviewer_email: Option<String>,
+    /// Whether the platform says the reviewer bought the product.
+    pub verified: Option<bool>,
+}
+
+impl Review {
+    /// `rating` out of `scale`, clamped to 0..=1; 0 when the scale is not positive.
+    pub fn normalised(rating: Decimal, scale: Decimal) -> f64 {
+        use rust_decimal::prelude::ToPrimitive;
+        if scale <= Decimal::ZERO {
+            return 0.0;
+        }
+        (rating / scale).to_f64().unwrap_or(0.0).clamp(0.0, 1.0)
+    }
+}
+
+/// One message of a conversation on a chat channel, helpdesk or mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub conversation_id: String,
+    /// The channel the message travelled on, such as `whatsapp` or `email`.
+    pub channel: String,
+    pub direction: Direction,
+    pub sender_name: Option<String>,
+    /// The sender's handle on the channel (chat user id, address).
+    pub sender_handle: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,29 @@
 use http::HeaderMap;
 
 use crate::model::SourceRecord;
+use crate::poll::PollingSource;
+
+/// A platform: what a connection to it needs, and what it can do.
+pub trait Connector: Send + Sync {
+    /// The platform id used in URLs and the API, such as `shopify`.
+    fn platform(&self) -> &'static str;
+
+    /// Settings keys a connection of this platform must have.
+    fn required_settings(&self) -> &'static [&'static str];
+
+    /// Secret keys a connection of this platform must have.
+    fn required_secrets(&self) -> &'static [&'static str];
+
+    /// Present when the platform pushes webhooks.
+    fn webhooks(&self) -> Option<&dyn WebhookSource> {
+        None
+    }
+
+    /// Present when the platform's API can be polled.
+    fn polling(&self) -> Option<&dyn PollingSource> {
+        None
+    }
+}
 
 /// What a verified request is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +73,6 @@ pub struct DecodeContext {
 }
 
 pub trait WebhookSource: Send + Sync {
-    /// The platform id used in URLs and the API, such as `shopify`.
-    fn platform(&self) -> &'static str;
-
-    /// Settings keys a connection of this platform must have.
-    fn required_settings(&self) -> &'static [&'static str];
-
-    /// Secret keys a connection of this platform must have.
-    fn required_secrets(&self) -> &'static [&'static str];
-
     /// Checks the request against each candidate secret (several during a
     /// rotation) in constant time, before anything parses the body.
     fn verify(

@@ -139,5 +139,22 @@ fn timeline_entry(stored: &StoredRecord) -> Result<Value, ApiError> {
             "line_items": order.line_items,
         });
     }
+    if let RecordBody::Review(review) = &record.body {
+        entry["review"] = json!({
+            "product": review.product,
+            "rating": review.rating.to_string(),
+            "rating_scale": review.rating_scale.to_string(),
+            "score": review.score,
+            "text": review.text,
+        });
+    }
+    if let RecordBody::Message(message) = &record.body {
+        entry["message"] = json!({
+            "conversation_id": message.conversation_id,
+            "channel": message.channel,
+            "direction": message.direction,
+            "text": message.text,
+        });
+    }
     Ok(entry)
 }

@@ -57,8 +57,9 @@ async fn verify_and_store(
         .await?
         .filter(|c| c.deleted_at.is_none() && c.platform == platform)
         .ok_or_else(|| ApiError::not_found("connection"))?;
-    let connector =
-        shophub_connectors::connector(platform).ok_or_else(|| ApiError::not_found("connection"))?;
+    let connector = shophub_connectors::connector(platform)
+        .and_then(|c| c.webhooks())
+        .ok_or_else(|| ApiError::not_found("connection"))?;
 
     let secrets = state
         .master_key

@@ -7,7 +7,7 @@ use super::{mapping, Shopify};
 use crate::model::SourceRecord;
 use crate::payload::header;
 use crate::signature::{sha256_hex, verify_base64_hmac_sha256};
-use crate::webhook::{DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
+use crate::webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
 
 pub(super) const HMAC_HEADER: &str = "X-Shopify-Hmac-Sha256";
 pub(super) const TOPIC_HEADER: &str = "X-Shopify-Topic";
@@ -15,7 +15,7 @@ pub(super) const TOPIC_HEADER: &str = "X-Shopify-Topic";
 pub(super) const EVENT_ID_HEADER: &str = "X-Shopify-Event-Id";
 pub(super) const WEBHOOK_ID_HEADER: &str = "X-Shopify-Webhook-Id";
 
-impl WebhookSource for Shopify {
+impl Connector for Shopify {
     fn platform(&self) -> &'static str {
         "shopify"
     }
@@ -28,6 +28,12 @@ impl WebhookSource for Shopify {
         &["webhook_secret"]
     }
 
+    fn webhooks(&self) -> Option<&dyn WebhookSource> {
+        Some(self)
+    }
+}
+
+impl WebhookSource for Shopify {
     fn verify(
         &self,
         secrets: &[&[u8]],

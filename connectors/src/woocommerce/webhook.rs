@@ -8,12 +8,12 @@ use super::{mapping, WooCommerce};
 use crate::model::SourceRecord;
 use crate::payload::{header, present};
 use crate::signature::{sha256_hex, verify_base64_hmac_sha256};
-use crate::webhook::{DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
+use crate::webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
 
 pub(super) const SIGNATURE_HEADER: &str = "X-WC-Webhook-Signature";
 pub(super) const TOPIC_HEADER: &str = "X-WC-Webhook-Topic";
 
-impl WebhookSource for WooCommerce {
+impl Connector for WooCommerce {
     fn platform(&self) -> &'static str {
         "woocommerce"
     }
@@ -26,6 +26,12 @@ impl WebhookSource for WooCommerce {
         &["webhook_secret"]
     }
 
+    fn webhooks(&self) -> Option<&dyn WebhookSource> {
+        Some(self)
+    }
+}
+
+impl WebhookSource for WooCommerce {
     fn verify(
         &self,
         secrets: &[&[u8]],
