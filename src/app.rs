@@ -18,7 +18,10 @@ use crate::crypto::MasterKey;
 use crate::http::{router, AppState};
 use crate::intake::Intake;
 use crate::store::{self, Store};
+use crate::sync::{run_scheduler, Syncer};
 use crate::worker::Worker;
+
+use std::time::Duration;
 
 pub struct Hub {
     pub config: Config,
@@ -43,7 +46,11 @@ impl Hub {
     }
 
     pub fn worker(&self) -> Worker {
-        Worker::new(self.store.clone())
+        Worker::new(self.store.clone(), self.syncer())
+    }
+
+    pub fn syncer(&self) -> Syncer {
+        Syncer::new(self.store.clone(), self.master_key.clone())
     }
 
     /// Starts serving on `listener` with `config.workers` background workers.
@@ -55,14 +62,21 @@ impl Hub {
         let stored = Arc::new(Notify::new());
         let (intake, writer) = Intake::start(self.store.clone(), stored.clone());
 
-        let workers: Vec<JoinHandle<()>> = (0..self.config.workers)
+        let mut workers: Vec<JoinHandle<()>> = (0..self.config.workers)
             .map(|_| tokio::spawn(self.worker().run(stored.clone(), shutdown.clone())))
             .collect();
+
+        if self.config.sync_interval_seconds > 0 {
+            let interval = Duration::from_secs(self.config.sync_interval_seconds);
+            let scheduler = run_scheduler(self.syncer(), self.store.clone(), interval, shutdown.clone());
+            workers.push(tokio::spawn(scheduler));
+        }
 
         let state = AppState {
             store: self.store.clone(),
             master_key: self.master_key.clone(),
             intake,
+            syncer: self.syncer(),
         };
         let app = router(state, self.config.body_limit_bytes);
         let stop = shutdown.clone();

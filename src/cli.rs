@@ -39,6 +39,9 @@ pub struct Flags {
     /// Background workers [default: 2]
     #[arg(long, global = true)]
     pub workers: Option<usize>,
+    /// Seconds between reconciliation sweeps; 0 turns them off [default: 300]
+    #[arg(long, global = true)]
+    pub sync_interval_seconds: Option<u64>,
 }
 
 impl Flags {
@@ -49,6 +52,7 @@ impl Flags {
             database_url: self.database_url.clone(),
             body_limit_bytes: self.body_limit_bytes,
             workers: self.workers,
+            sync_interval_seconds: self.sync_interval_seconds,
         }
     }
 }

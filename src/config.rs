@@ -19,6 +19,7 @@ const CONFIG_KEYS: &[&str] = &[
     "workers",
     "master_key",
     "log_format",
+    "sync_interval_seconds",
 ];
 
 /// The file read when neither `--config` nor `SHOPHUB_CONFIG` names one.
@@ -42,6 +43,9 @@ pub struct Config {
     pub master_key: Option<String>,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// Seconds between reconciliation sweeps of each pollable connection;
+    /// 0 turns scheduled polling off (backfills still run on request).
+    pub sync_interval_seconds: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +65,7 @@ impl Default for Config {
             workers: 2,
             master_key: None,
             log_format: LogFormat::Text,
+            sync_interval_seconds: 300,
         }
     }
 }
@@ -82,6 +87,7 @@ impl fmt::Debug for Config {
                 &self.master_key.as_ref().map(|_| "<redacted>"),
             )
             .field("log_format", &self.log_format)
+            .field("sync_interval_seconds", &self.sync_interval_seconds)
             .finish()
     }
 }
@@ -99,6 +105,8 @@ pub struct FlagOverrides {
     pub body_limit_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_interval_seconds: Option<u64>,
 }
 
 impl Config {

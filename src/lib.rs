@@ -9,6 +9,7 @@
 //! - [`worker`]: leases deliveries and applies them exactly once in effect.
 //! - [`resolve`]: deterministic identity resolution and merges.
 //! - [`profile`]: the unified profile view and its traits.
+//! - [`sync`]: polling: incremental sweeps, reconciliation and backfills.
 //! - [`store`]: the storage interface and its SQLite and PostgreSQL backends.
 //! - [`connections`], [`workspaces`]: tenancy and connected accounts.
 //! - [`config`], [`cli`], [`app`], [`telemetry`], [`crypto`], [`clock`]: the rest.
@@ -27,6 +28,7 @@ pub mod intake;
 pub mod profile;
 pub mod resolve;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod worker;
 pub mod workspaces;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::resolve::{self, Batch};
 use crate::store::{ClaimedDelivery, Store, StoreError};
+use crate::sync::{SyncError, Syncer};
 
 const BATCH: i64 = 16;
 const LEASE_MS: i64 = 60_000;
@@ -32,6 +33,7 @@ const MAX_ATTEMPTS: i64 = 8;
 #[derive(Clone)]
 pub struct Worker {
     store: Arc<dyn Store>,
+    syncer: Syncer,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,8 +45,8 @@ pub enum Outcome {
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>) -> Worker {
-        Worker { store }
+    pub fn new(store: Arc<dyn Store>, syncer: Syncer) -> Worker {
+        Worker { store, syncer }
     }
 
     /// Claims one batch and processes it; returns how many were claimed.
@@ -164,9 +166,22 @@ impl Worker {
         let context = DecodeContext {
             default_region: crate::connections::default_region(&connection.settings),
         };
-        connector
+        let mut records = connector
             .decode(&delivery.topic, &delivery.body, &context)
-            .map_err(|e| Failure::Permanent(e.to_string()))
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        // Thin webhooks name what changed; the resource itself is fetched.
+        let references = connector
+            .references(&delivery.topic, &delivery.body)
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        for (resource, id) in references {
+            let fetched = self.syncer.fetch(&delivery.connection_id, resource, &id).await.map_err(|e| match e {
+                SyncError::Failed(reason) | SyncError::NeedsReauth(reason) => Failure::Transient(reason),
+                SyncError::Unsupported(platform) => Failure::Permanent(format!("{platform} cannot fetch by id")),
+                other => Failure::Transient(other.to_string()),
+            })?;
+            records.extend(fetched);
+        }
+        Ok(records)
     }
 
     /// Applies the deliveries' records and marks them done in one

@@ -23,10 +23,25 @@ pub mod poll;
 pub mod signature;
 pub mod webhook;
 
+#[cfg(test)]
+pub mod testkit;
+
+#[cfg(feature = "bigcommerce")]
+pub mod bigcommerce;
+#[cfg(feature = "custom")]
+pub mod custom;
+#[cfg(feature = "douyin")]
+pub mod douyin;
+#[cfg(feature = "magento")]
+pub mod magento;
 #[cfg(feature = "shopify")]
 pub mod shopify;
+#[cfg(feature = "taobao")]
+pub mod taobao;
 #[cfg(feature = "woocommerce")]
 pub mod woocommerce;
+#[cfg(feature = "youzan")]
+pub mod youzan;
 
 pub use poll::{ConnectorError, PollingSource};
 pub use webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
@@ -38,6 +53,18 @@ pub fn registry() -> &'static [&'static dyn Connector] {
         &shopify::Shopify,
         #[cfg(feature = "woocommerce")]
         &woocommerce::WooCommerce,
+        #[cfg(feature = "bigcommerce")]
+        &bigcommerce::BigCommerce,
+        #[cfg(feature = "magento")]
+        &magento::Magento,
+        #[cfg(feature = "taobao")]
+        &taobao::Taobao,
+        #[cfg(feature = "youzan")]
+        &youzan::Youzan,
+        #[cfg(feature = "douyin")]
+        &douyin::Douyin,
+        #[cfg(feature = "custom")]
+        &custom::Custom,
     ]
 }
 

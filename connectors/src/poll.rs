@@ -120,6 +120,12 @@ pub trait PollingSource: Send + Sync {
 
     fn resources(&self) -> &'static [Resource];
 
+    /// Secret keys polling needs beyond the connection's required secrets
+    /// (a webhook-only connection may lack them; it is then not polled).
+    fn credentials(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// A cursor that starts a sync of `resource` at `since`, or at the start
     /// of the shop's history.
     fn start_cursor(&self, resource: Resource, since: Option<DateTime<Utc>>) -> Value;
@@ -131,4 +137,18 @@ pub trait PollingSource: Send + Sync {
         resource: Resource,
         cursor: &Value,
     ) -> Result<Page, ConnectorError>;
+
+    /// Fetches single resources by id (for thin webhooks). Platforms whose
+    /// webhooks carry the whole resource need not implement it.
+    async fn fetch(
+        &self,
+        _api: &Api<'_>,
+        resource: Resource,
+        _id: &str,
+    ) -> Result<Vec<SourceRecord>, ConnectorError> {
+        Err(ConnectorError::Permanent(format!(
+            "{} cannot be fetched by id here",
+            resource.as_str()
+        )))
+    }
 }

@@ -8,7 +8,7 @@
 use http::HeaderMap;
 
 use crate::model::SourceRecord;
-use crate::poll::PollingSource;
+use crate::poll::{PollingSource, Resource};
 
 /// A platform: what a connection to it needs, and what it can do.
 pub trait Connector: Send + Sync {
@@ -90,4 +90,10 @@ pub trait WebhookSource: Send + Sync {
         body: &[u8],
         ctx: &DecodeContext,
     ) -> Result<Vec<SourceRecord>, DecodeError>;
+
+    /// For thin webhooks that carry only ids (BigCommerce): the resources the
+    /// worker must fetch through [`PollingSource::fetch`] to learn what changed.
+    fn references(&self, _topic: &str, _body: &[u8]) -> Result<Vec<(Resource, String)>, DecodeError> {
+        Ok(Vec::new())
+    }
 }

@@ -22,6 +22,7 @@ use axum::Router;
 use crate::crypto::MasterKey;
 use crate::intake::Intake;
 use crate::store::Store;
+use crate::sync::Syncer;
 use error::LoggedCause;
 
 /// API request bodies (connection settings and the like) stay small.
@@ -32,6 +33,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub master_key: MasterKey,
     pub intake: Intake,
+    pub syncer: Syncer,
 }
 
 pub fn router(state: AppState, webhook_body_limit: usize) -> Router {

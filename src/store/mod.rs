@@ -95,6 +95,34 @@ pub trait Store: Send + Sync {
     /// resolution and the change feed's order are never raced.
     async fn begin_write(&self, workspace_id: &str) -> StoreResult<Box<dyn WriteTx>>;
 
+    /// The stream's row, creating it at `start_cursor` if it does not exist.
+    async fn open_stream(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        stream: &str,
+        start_cursor: &str,
+        since: Option<i64>,
+        now: i64,
+    ) -> StoreResult<StreamRow>;
+    /// Starts the stream over at `cursor` (a new backfill).
+    async fn reset_stream(&self, workspace_id: &str, connection_id: &str, stream: &str, cursor: &str, since: Option<i64>, now: i64) -> StoreResult<()>;
+    async fn streams(&self, connection_id: &str) -> StoreResult<Vec<StreamRow>>;
+    async fn stream_error(&self, connection_id: &str, stream: &str, error: &str, now: i64) -> StoreResult<()>;
+    /// `needs_reauth` (with why) stops polling until credentials change.
+    async fn set_auth_status(&self, connection_id: &str, status: &str, error: Option<&str>) -> StoreResult<()>;
+    async fn update_connection_secrets(&self, connection_id: &str, sealed: &[u8], now: i64) -> StoreResult<()>;
+    async fn sync_target(&self, connection_id: &str) -> StoreResult<Option<SyncTarget>>;
+    /// Connections of these platforms whose next sync is due and whose
+    /// lease is free.
+    async fn due_syncs(&self, platforms: &[&str], now: i64, limit: i64) -> StoreResult<Vec<SyncTarget>>;
+    /// Takes the connection's sync lease; false if another poller holds it.
+    async fn claim_sync(&self, connection_id: &str, owner: &str, until: i64, now: i64) -> StoreResult<bool>;
+    async fn release_sync(&self, connection_id: &str, owner: &str, next_sync_at: i64) -> StoreResult<()>;
+    async fn save_oauth_state(&self, state: &str, connection_id: &str, now: i64) -> StoreResult<()>;
+    /// The connection an OAuth `state` was issued for, once: it is consumed.
+    async fn take_oauth_state(&self, state: &str, not_before: i64) -> StoreResult<Option<String>>;
+
     async fn find_profiles(
         &self,
         workspace_id: &str,
@@ -137,6 +165,10 @@ pub trait WriteTx: Send {
         now: i64,
     ) -> StoreResult<()>;
     async fn append_change(&mut self, change: &NewChange<'_>) -> StoreResult<i64>;
+    /// Moves a sync stream to the page's cursor; false if the stream is no
+    /// longer at the expected cursor, in which case the transaction must not
+    /// commit.
+    async fn advance_stream(&mut self, advance: &StreamAdvance<'_>) -> StoreResult<bool>;
     /// Marks a claimed delivery done; false if its lease was lost to another
     /// worker, in which case the transaction must not commit.
     async fn complete_delivery(

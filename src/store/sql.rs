@@ -241,6 +241,169 @@ impl Store for SqlStore {
         Ok(Box::new(SqlWriteTx { tx }))
     }
 
+    async fn open_stream(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        stream: &str,
+        start_cursor: &str,
+        since: Option<i64>,
+        now: i64,
+    ) -> StoreResult<StreamRow> {
+        sqlx::query(
+            "INSERT INTO sync_streams (connection_id, stream, workspace_id, cursor, since, started_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (connection_id, stream) DO NOTHING",
+        )
+        .bind(connection_id)
+        .bind(stream)
+        .bind(workspace_id)
+        .bind(start_cursor)
+        .bind(since)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        sqlx::query_as(&format!("{STREAM_COLUMNS} WHERE connection_id = $1 AND stream = $2"))
+            .bind(connection_id)
+            .bind(stream)
+            .fetch_one(&self.write)
+            .await
+            .map_err(Into::into)
+    }
+
+    async fn reset_stream(&self, workspace_id: &str, connection_id: &str, stream: &str, cursor: &str, since: Option<i64>, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sync_streams (connection_id, stream, workspace_id, cursor, since, started_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (connection_id, stream) DO UPDATE SET cursor = excluded.cursor, since = excluded.since, \
+               watermark = NULL, caught_up = 0, records = 0, pages = 0, started_at = excluded.started_at, \
+               last_error = NULL, last_error_at = NULL, updated_at = excluded.updated_at",
+        )
+        .bind(connection_id)
+        .bind(stream)
+        .bind(workspace_id)
+        .bind(cursor)
+        .bind(since)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn streams(&self, connection_id: &str) -> StoreResult<Vec<StreamRow>> {
+        Ok(sqlx::query_as(&format!("{STREAM_COLUMNS} WHERE connection_id = $1 ORDER BY stream"))
+            .bind(connection_id)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn stream_error(&self, connection_id: &str, stream: &str, error: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sync_streams SET last_error = $3, last_error_at = $4, updated_at = $4 \
+             WHERE connection_id = $1 AND stream = $2",
+        )
+        .bind(connection_id)
+        .bind(stream)
+        .bind(error)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_auth_status(&self, connection_id: &str, status: &str, error: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET auth_status = $2, auth_error = $3 WHERE id = $1")
+            .bind(connection_id)
+            .bind(status)
+            .bind(error)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_connection_secrets(&self, connection_id: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
+        // New credentials are the way out of `needs_reauth`.
+        sqlx::query(
+            "UPDATE connections SET secrets = $2, updated_at = $3, auth_status = 'ok', auth_error = NULL \
+             WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(connection_id)
+        .bind(sealed)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn sync_target(&self, connection_id: &str) -> StoreResult<Option<SyncTarget>> {
+        Ok(sqlx::query_as(&format!("{SYNC_TARGET_COLUMNS} WHERE id = $1 AND deleted_at IS NULL"))
+            .bind(connection_id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn due_syncs(&self, platforms: &[&str], now: i64, limit: i64) -> StoreResult<Vec<SyncTarget>> {
+        if platforms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{SYNC_TARGET_COLUMNS} WHERE deleted_at IS NULL AND auth_status = 'ok' \
+               AND (next_sync_at IS NULL OR next_sync_at <= $1) \
+               AND (sync_lease_until IS NULL OR sync_lease_until <= $1) \
+               AND platform IN ({}) ORDER BY next_sync_at, id LIMIT $2",
+            numbered(3, platforms.len())
+        );
+        let mut query = sqlx::query_as(&sql).bind(now).bind(limit);
+        for platform in platforms {
+            query = query.bind(*platform);
+        }
+        Ok(query.fetch_all(&self.read).await?)
+    }
+
+    async fn claim_sync(&self, connection_id: &str, owner: &str, until: i64, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE connections SET sync_lease_owner = $2, sync_lease_until = $3 \
+             WHERE id = $1 AND (sync_lease_until IS NULL OR sync_lease_until <= $4 OR sync_lease_owner = $2)",
+        )
+        .bind(connection_id)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_sync(&self, connection_id: &str, owner: &str, next_sync_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE connections SET sync_lease_owner = NULL, sync_lease_until = NULL, next_sync_at = $3 \
+             WHERE id = $1 AND sync_lease_owner = $2",
+        )
+        .bind(connection_id)
+        .bind(owner)
+        .bind(next_sync_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_oauth_state(&self, state: &str, connection_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO oauth_states (state, connection_id, created_at) VALUES ($1, $2, $3)")
+            .bind(state)
+            .bind(connection_id)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, state: &str, not_before: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("DELETE FROM oauth_states WHERE state = $1 AND created_at >= $2 RETURNING connection_id")
+            .bind(state)
+            .bind(not_before)
+            .fetch_optional(&self.write)
+            .await?)
+    }
+
     async fn find_profiles(&self, workspace_id: &str, query: &ProfileQuery) -> StoreResult<Vec<String>> {
         let (kind, value, platform) = match query {
             ProfileQuery::Email(v) => ("email", v.as_str(), None),
@@ -322,6 +485,12 @@ impl Store for SqlStore {
         .await?)
     }
 }
+
+const STREAM_COLUMNS: &str = "SELECT connection_id, stream, cursor, since, watermark, caught_up, records, pages, \
+    started_at, last_success_at, last_error, last_error_at, updated_at FROM sync_streams";
+
+const SYNC_TARGET_COLUMNS: &str =
+    "SELECT id, workspace_id, platform, settings, secrets, auth_status FROM connections";
 
 pub struct SqlWriteTx {
     tx: Transaction<'static, Db>,
@@ -504,6 +673,26 @@ impl WriteTx for SqlWriteTx {
         .bind(c.now)
         .fetch_one(&mut *self.tx)
         .await?)
+    }
+
+    async fn advance_stream(&mut self, a: &StreamAdvance<'_>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sync_streams SET cursor = $4, watermark = COALESCE($5, watermark), caught_up = $6, \
+               records = records + $7, pages = pages + 1, last_success_at = $8, last_error = NULL, \
+               last_error_at = NULL, updated_at = $8 \
+             WHERE connection_id = $1 AND stream = $2 AND cursor = $3",
+        )
+        .bind(a.connection_id)
+        .bind(a.stream)
+        .bind(a.expected_cursor)
+        .bind(a.cursor)
+        .bind(a.watermark)
+        .bind(i64::from(a.caught_up))
+        .bind(a.records)
+        .bind(a.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn complete_delivery(&mut self, id: i64, lease_token: &str, now: i64) -> StoreResult<bool> {

@@ -178,3 +178,45 @@ pub struct NewChange<'a> {
     pub data: &'a str,
     pub now: i64,
 }
+
+/// Where one sync stream of a connection stands.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StreamRow {
+    pub connection_id: String,
+    pub stream: String,
+    pub cursor: String,
+    pub since: Option<i64>,
+    pub watermark: Option<i64>,
+    pub caught_up: i64,
+    pub records: i64,
+    pub pages: i64,
+    pub started_at: i64,
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+/// A page's effect on its stream, applied only if the stream is still at
+/// `expected_cursor` (otherwise another poller got there first).
+pub struct StreamAdvance<'a> {
+    pub connection_id: &'a str,
+    pub stream: &'a str,
+    pub expected_cursor: &'a str,
+    pub cursor: &'a str,
+    pub watermark: Option<i64>,
+    pub caught_up: bool,
+    pub records: i64,
+    pub now: i64,
+}
+
+/// A connection whose sync is due, with what polling it needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SyncTarget {
+    pub id: String,
+    pub workspace_id: String,
+    pub platform: String,
+    pub settings: String,
+    pub secrets: Vec<u8>,
+    pub auth_status: String,
+}

@@ -155,6 +155,8 @@ pub async fn start(
         database_url: Some(database.url.clone()),
         body_limit_bytes: options.body_limit_bytes,
         workers: options.workers,
+        // Tests poll on demand; nothing is swept in the background.
+        sync_interval_seconds: 0,
         ..Config::default()
     };
     let hub = Hub::open(config).await.expect("hub opens");
