@@ -3,6 +3,10 @@
 //!
 //! Every field is optional at the serde level so that a missing value is
 //! reported by name here, not by serde with the payload quoted.
+//!
+//! The GraphQL records polled by `client` are converted into these same
+//! structs (`graphql`), so a webhook and a poll of one order or customer
+//! build the record through one code path and agree on every field.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -36,71 +40,71 @@ pub(super) fn decode(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct RestOrder {
-    id: Option<u64>,
-    name: Option<String>,
-    order_number: Option<u64>,
-    email: Option<String>,
-    contact_email: Option<String>,
-    phone: Option<String>,
-    created_at: Option<String>,
-    updated_at: Option<String>,
-    cancelled_at: Option<String>,
-    closed_at: Option<String>,
-    currency: Option<String>,
-    total_price: Option<String>,
-    financial_status: Option<String>,
-    fulfillment_status: Option<String>,
-    customer: Option<RestCustomer>,
-    billing_address: Option<RestAddress>,
-    shipping_address: Option<RestAddress>,
-    line_items: Option<Vec<RestLineItem>>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RestOrder {
+    pub(super) id: Option<u64>,
+    pub(super) name: Option<String>,
+    pub(super) order_number: Option<u64>,
+    pub(super) email: Option<String>,
+    pub(super) contact_email: Option<String>,
+    pub(super) phone: Option<String>,
+    pub(super) created_at: Option<String>,
+    pub(super) updated_at: Option<String>,
+    pub(super) cancelled_at: Option<String>,
+    pub(super) closed_at: Option<String>,
+    pub(super) currency: Option<String>,
+    pub(super) total_price: Option<String>,
+    pub(super) financial_status: Option<String>,
+    pub(super) fulfillment_status: Option<String>,
+    pub(super) customer: Option<RestCustomer>,
+    pub(super) billing_address: Option<RestAddress>,
+    pub(super) shipping_address: Option<RestAddress>,
+    pub(super) line_items: Option<Vec<RestLineItem>>,
 }
 
 /// The Customer resource; also the `customer` embedded in an order.
-#[derive(Debug, Deserialize)]
-struct RestCustomer {
-    id: Option<u64>,
-    email: Option<String>,
-    phone: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    tags: Option<String>,
-    created_at: Option<String>,
-    updated_at: Option<String>,
-    email_marketing_consent: Option<RestConsent>,
-    default_address: Option<RestAddress>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RestCustomer {
+    pub(super) id: Option<u64>,
+    pub(super) email: Option<String>,
+    pub(super) phone: Option<String>,
+    pub(super) first_name: Option<String>,
+    pub(super) last_name: Option<String>,
+    pub(super) tags: Option<String>,
+    pub(super) created_at: Option<String>,
+    pub(super) updated_at: Option<String>,
+    pub(super) email_marketing_consent: Option<RestConsent>,
+    pub(super) default_address: Option<RestAddress>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RestConsent {
-    state: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RestConsent {
+    pub(super) state: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RestAddress {
-    first_name: Option<String>,
-    last_name: Option<String>,
-    address1: Option<String>,
-    address2: Option<String>,
-    city: Option<String>,
-    province: Option<String>,
-    province_code: Option<String>,
-    zip: Option<String>,
-    country_code: Option<String>,
-    phone: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RestAddress {
+    pub(super) first_name: Option<String>,
+    pub(super) last_name: Option<String>,
+    pub(super) address1: Option<String>,
+    pub(super) address2: Option<String>,
+    pub(super) city: Option<String>,
+    pub(super) province: Option<String>,
+    pub(super) province_code: Option<String>,
+    pub(super) zip: Option<String>,
+    pub(super) country_code: Option<String>,
+    pub(super) phone: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RestLineItem {
-    title: Option<String>,
-    sku: Option<String>,
-    quantity: Option<i64>,
-    price: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RestLineItem {
+    pub(super) title: Option<String>,
+    pub(super) sku: Option<String>,
+    pub(super) quantity: Option<i64>,
+    pub(super) price: Option<String>,
 }
 
-fn order_record(
+pub(super) fn order_record(
     topic: &str,
     o: RestOrder,
     ctx: &DecodeContext,
@@ -215,7 +219,7 @@ fn line_item(topic: &str, item: &RestLineItem) -> Result<LineItem, DecodeError> 
     })
 }
 
-fn customer_record(
+pub(super) fn customer_record(
     topic: &str,
     c: RestCustomer,
     ctx: &DecodeContext,

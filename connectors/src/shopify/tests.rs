@@ -1,3 +1,11 @@
+//! Webhook verification and decoding; the polling, OAuth and registration
+//! suites against a fake shop are in the submodules.
+
+mod fake;
+mod oauth_flow;
+mod polling;
+mod registration;
+
 use base64::Engine as _;
 use chrono::{TimeZone, Utc};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -93,6 +101,8 @@ fn registered_with_its_settings() {
     assert_eq!(c.platform(), "shopify");
     assert_eq!(c.required_settings(), &["shop_domain"]);
     assert_eq!(c.required_secrets(), &["webhook_secret"]);
+    assert!(c.webhooks().is_some());
+    assert!(c.polling().is_some());
 }
 
 // --- verify ---------------------------------------------------------------

@@ -6,6 +6,7 @@ use http::HeaderMap;
 use super::{mapping, Shopify};
 use crate::model::SourceRecord;
 use crate::payload::header;
+use crate::poll::PollingSource;
 use crate::signature::{sha256_hex, verify_base64_hmac_sha256};
 use crate::webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
 
@@ -29,6 +30,11 @@ impl Connector for Shopify {
     }
 
     fn webhooks(&self) -> Option<&dyn WebhookSource> {
+        Some(self)
+    }
+
+    /// Needs the secret `access_token` besides the required ones.
+    fn polling(&self) -> Option<&dyn PollingSource> {
         Some(self)
     }
 }

@@ -1,16 +1,23 @@
-//! WooCommerce REST API v3 order and customer representations (the webhook
-//! bodies) and their translation into the common model.
+//! WooCommerce REST API v3 order, customer and product review
+//! representations (webhook bodies and collection pages) and their
+//! translation into the common model.
 //!
 //! Every field is optional at the serde level so that a missing value is
 //! reported by name here, and empty strings (WooCommerce's usual "unset")
 //! count as absent.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::identity::KeySet;
-use crate::model::{Address, Customer, LineItem, Order, OrderStatus, RecordBody, SourceRecord};
+use crate::model::{
+    Address, Customer, LineItem, Order, OrderStatus, RecordBody, Review, SourceRecord,
+};
 use crate::payload::{invalid, money, parse_json, present, present_owned, push_unique};
+use crate::poll::Resource;
 use crate::webhook::{DecodeContext, DecodeError};
 
 const CUSTOMER_TOPICS: &[&str] = &["customer.created", "customer.updated"];
@@ -30,6 +37,70 @@ pub(super) fn decode(
         Ok(vec![order_record(topic, parse_json(topic, body)?, ctx)?])
     } else {
         Ok(Vec::new())
+    }
+}
+
+/// WooCommerce's star ratings run from 1 to 5; 0 means "no rating given".
+pub(super) const RATING_SCALE: u32 = 5;
+
+/// One row of a REST collection page: its id, which the poller uses to
+/// check page overlaps, and the record it yields (reviews without a rating
+/// yield none).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Row {
+    pub(super) id: u64,
+    pub(super) record: Option<SourceRecord>,
+}
+
+/// Decodes one page of `GET /orders`, `/customers` or `/products/reviews`
+/// (a JSON array of the same representations the webhooks carry). A row
+/// that cannot be read fails the page, naming its id and the field.
+pub(super) fn decode_collection(
+    resource: Resource,
+    body: &[u8],
+    ctx: &DecodeContext,
+) -> Result<Vec<Row>, DecodeError> {
+    let topic = resource.as_str();
+    match resource {
+        Resource::Orders => parse_json::<Vec<WcOrder>>(topic, body)?
+            .into_iter()
+            .map(|o| {
+                let id = o.id.ok_or_else(|| invalid(topic, "missing id"))?;
+                let record = order_record(topic, o, ctx).map_err(|e| with_id(e, id))?;
+                Ok(Row {
+                    id,
+                    record: Some(record),
+                })
+            })
+            .collect(),
+        Resource::Customers => parse_json::<Vec<WcCustomer>>(topic, body)?
+            .into_iter()
+            .map(|c| {
+                let id = c.id.ok_or_else(|| invalid(topic, "missing id"))?;
+                let record = customer_record(topic, c, ctx).map_err(|e| with_id(e, id))?;
+                Ok(Row {
+                    id,
+                    record: Some(record),
+                })
+            })
+            .collect(),
+        Resource::Reviews => parse_json::<Vec<WcReview>>(topic, body)?
+            .into_iter()
+            .map(|r| {
+                let id = r.id.ok_or_else(|| invalid(topic, "missing id"))?;
+                let record = review_record(topic, id, r, ctx).map_err(|e| with_id(e, id))?;
+                Ok(Row { id, record })
+            })
+            .collect(),
+    }
+}
+
+/// Prefixes a row's reason with its id (ids are not personal data).
+fn with_id(error: DecodeError, id: u64) -> DecodeError {
+    let DecodeError::Invalid { topic, reason } = error;
+    DecodeError::Invalid {
+        topic,
+        reason: format!("id {id}: {reason}"),
     }
 }
 
@@ -250,4 +321,154 @@ fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(raw, DATE_FORMAT)
         .ok()
         .map(|t| t.and_utc())
+}
+
+/// A `/products/reviews` item (a WordPress comment of type `review`).
+#[derive(Debug, Deserialize)]
+struct WcReview {
+    id: Option<u64>,
+    date_created: Option<String>,
+    date_created_gmt: Option<String>,
+    product_id: Option<u64>,
+    /// Present since WooCommerce 6.x; older stores send only `product_id`.
+    product_name: Option<String>,
+    status: Option<String>,
+    reviewer: Option<String>,
+    reviewer_email: Option<String>,
+    /// HTML in the `view` context (`wpautop` paragraphs).
+    review: Option<String>,
+    /// An integer 0..=5 in core; kept as a JSON number to stay exact.
+    rating: Option<serde_json::Number>,
+    verified: Option<bool>,
+}
+
+/// A rated, approved review; `None` for reviews without stars (rating 0,
+/// which the model cannot represent) and for any status but `approved`.
+/// Reviews have no modification time: version and occurrence are both the
+/// creation time.
+fn review_record(
+    topic: &str,
+    id: u64,
+    r: WcReview,
+    ctx: &DecodeContext,
+) -> Result<Option<SourceRecord>, DecodeError> {
+    if present(r.status.as_deref()).is_some_and(|s| s != "approved") {
+        return Ok(None);
+    }
+    let Some(rating) = r.rating.as_ref() else {
+        return Ok(None);
+    };
+    let rating = Decimal::from_str(&rating.to_string())
+        .map_err(|_| invalid(topic, "rating is not a number"))?;
+    if rating <= Decimal::ZERO {
+        return Ok(None);
+    }
+    let (field, raw) = [
+        ("date_created_gmt", &r.date_created_gmt),
+        ("date_created", &r.date_created),
+    ]
+    .into_iter()
+    .find_map(|(field, value)| Some((field, present(value.as_deref())?)))
+    .ok_or_else(|| invalid(topic, "missing date_created_gmt"))?;
+    let created = parse_date(raw)
+        .ok_or_else(|| invalid(topic, format!("{field} is not a {DATE_FORMAT} time")))?;
+
+    let email = present_owned(r.reviewer_email.as_deref());
+    let mut keys = KeySet::new(ctx.default_region.as_deref());
+    keys.email(email.as_deref());
+
+    let scale = Decimal::from(RATING_SCALE);
+    let review = Review {
+        product: present_owned(r.product_name.as_deref())
+            .or_else(|| r.product_id.filter(|&p| p != 0).map(|p| p.to_string())),
+        rating,
+        rating_scale: scale,
+        score: Review::normalised(rating, scale),
+        text: r.review.as_deref().and_then(plain_text),
+        reviewer_name: present_owned(r.reviewer.as_deref()),
+        reviewer_email: email,
+        verified: r.verified,
+    };
+    Ok(Some(SourceRecord {
+        external_id: id.to_string(),
+        version: created,
+        occurred_at: created,
+        keys: keys.into_keys(),
+        body: RecordBody::Review(review),
+    }))
+}
+
+/// The text of a review's `view` HTML: tags dropped (`<br>` and paragraph
+/// ends become line breaks), the entities WordPress writes decoded, blank
+/// lines collapsed. `None` when nothing is left.
+fn plain_text(html: &str) -> Option<String> {
+    let mut text = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('>') else {
+            // A lone `<` is text, not a tag.
+            text.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[start + 1..start + end].trim().to_ascii_lowercase();
+        if tag.starts_with("br") || tag == "/p" {
+            text.push('\n');
+        }
+        rest = &rest[start + end + 1..];
+    }
+    text.push_str(rest);
+    let decoded = decode_entities(&text);
+    let lines: Vec<&str> = decoded
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let entity = after
+            .find(';')
+            .filter(|&end| end <= 10)
+            .and_then(|end| Some((entity_char(&after[1..end])?, end)));
+        match entity {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn entity_char(name: &str) -> Option<char> {
+    match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        "nbsp" => Some(' '),
+        _ => {
+            let code =
+                if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+                    u32::from_str_radix(hex, 16).ok()?
+                } else {
+                    name.strip_prefix('#')?.parse().ok()?
+                };
+            char::from_u32(code)
+        }
+    }
 }

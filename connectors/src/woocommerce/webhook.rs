@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{mapping, WooCommerce};
 use crate::model::SourceRecord;
 use crate::payload::{header, present};
+use crate::poll::PollingSource;
 use crate::signature::{sha256_hex, verify_base64_hmac_sha256};
 use crate::webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
 
@@ -27,6 +28,13 @@ impl Connector for WooCommerce {
     }
 
     fn webhooks(&self) -> Option<&dyn WebhookSource> {
+        Some(self)
+    }
+
+    /// Polling additionally needs `secrets.consumer_key` and
+    /// `secrets.consumer_secret`; without them every call answers
+    /// `Unauthorized` naming the missing key.
+    fn polling(&self) -> Option<&dyn PollingSource> {
         Some(self)
     }
 }
