@@ -216,6 +216,10 @@ impl PollingSource for Shopify {
         &[Resource::Orders, Resource::Customers]
     }
 
+    fn credentials(&self) -> &'static [&'static str] {
+        &["access_token"]
+    }
+
     fn start_cursor(&self, _resource: Resource, since: Option<DateTime<Utc>>) -> Value {
         SweepCursor {
             from: since,

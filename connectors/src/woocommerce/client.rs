@@ -59,6 +59,10 @@ impl PollingSource for WooCommerce {
         RESOURCES
     }
 
+    fn credentials(&self) -> &'static [&'static str] {
+        &["consumer_key", "consumer_secret"]
+    }
+
     fn start_cursor(&self, resource: Resource, since: Option<DateTime<Utc>>) -> Value {
         let cursor = match resource {
             Resource::Orders | Resource::Reviews => Cursor {
