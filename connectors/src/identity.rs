@@ -18,6 +18,11 @@ use crate::model::{IdentityKey, KeyKind};
 /// RFC 5322 but never what a shop stores as a customer email.
 pub fn normalise_email(raw: &str) -> Option<String> {
     let lowered = raw.trim().to_lowercase();
+    // `*` is legal in a local part, but in shop data it means a masked
+    // address (`ab***@qq.com`), which identifies nobody.
+    if lowered.contains('*') {
+        return None;
+    }
     let strict = Options::default()
         .without_display_text()
         .without_domain_literal();
@@ -166,6 +171,12 @@ mod tests {
     fn local_number_without_region_is_not_a_key() {
         assert_eq!(normalise_phone("138 1234 5678", None), None);
         assert_eq!(normalise_phone("138 1234 5678", Some("not-a-region")), None);
+    }
+
+    #[test]
+    fn masked_emails_are_not_keys() {
+        assert_eq!(normalise_email("ab***@qq.com"), None);
+        assert_eq!(normalise_email("a*b@example.com"), None);
     }
 
     #[test]

@@ -7,10 +7,14 @@ use crate::poll::Api;
 
 /// Serves `router` on 127.0.0.1 with a free port; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("fake server runs");
+        axum::serve(listener, router)
+            .await
+            .expect("fake server runs");
     });
     format!("http://{addr}")
 }

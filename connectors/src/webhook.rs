@@ -6,6 +6,7 @@
 //! bytes: the request path only verifies and stores.
 
 use http::HeaderMap;
+use serde_json::{Map, Value};
 
 use crate::model::SourceRecord;
 use crate::poll::{PollingSource, Resource};
@@ -73,6 +74,31 @@ pub struct DecodeContext {
 }
 
 pub trait WebhookSource: Send + Sync {
+    /// Secret keys whose values sign this platform's webhooks, current
+    /// first; the hub passes their values to `verify` as candidates.
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["webhook_secret", "previous_webhook_secret"]
+    }
+
+    /// `verify` with the connection's settings at hand. Platforms whose
+    /// signed headers name an app or shop override it to check those
+    /// against the connection too.
+    fn verify_connection(
+        &self,
+        _settings: &Map<String, Value>,
+        secrets: &[&[u8]],
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Intake, VerifyError> {
+        self.verify(secrets, headers, body)
+    }
+
+    /// The body a platform expects in a 200 answer, when it expects a
+    /// particular one; otherwise the hub answers with its own JSON.
+    fn acknowledgement(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Checks the request against each candidate secret (several during a
     /// rotation) in constant time, before anything parses the body.
     fn verify(
@@ -93,7 +119,11 @@ pub trait WebhookSource: Send + Sync {
 
     /// For thin webhooks that carry only ids (BigCommerce): the resources the
     /// worker must fetch through [`PollingSource::fetch`] to learn what changed.
-    fn references(&self, _topic: &str, _body: &[u8]) -> Result<Vec<(Resource, String)>, DecodeError> {
+    fn references(
+        &self,
+        _topic: &str,
+        _body: &[u8],
+    ) -> Result<Vec<(Resource, String)>, DecodeError> {
         Ok(Vec::new())
     }
 }
