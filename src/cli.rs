@@ -67,6 +67,34 @@ pub enum Command {
     },
     /// Apply database migrations and exit
     Migrate,
+    /// Load a connection's history from its platform's API (resumable)
+    Backfill {
+        /// The connection id
+        connection: String,
+        /// Start date (YYYY-MM-DD or RFC 3339) [default: the start of the shop's history]
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this resource: orders, customers or reviews
+        #[arg(long)]
+        resource: Option<String>,
+    },
+    /// Load canonical records (JSON Lines) or a CSV export into a connection
+    Import {
+        /// The connection the records belong to
+        #[arg(long)]
+        connection: String,
+        /// The file: .jsonl / .ndjson (canonical records) or .csv
+        file: PathBuf,
+        /// CSV preset: shopify-customers or taobao-orders
+        #[arg(long)]
+        preset: Option<String>,
+        /// CSV without a preset: the record kind (customer, order, review, message)
+        #[arg(long)]
+        kind: Option<String>,
+        /// CSV without a preset: field=Header pairs, comma-separated
+        #[arg(long)]
+        map: Option<String>,
+    },
     /// Manage workspaces
     Workspace {
         #[command(subcommand)]

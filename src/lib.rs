@@ -11,12 +11,14 @@
 //! - [`profile`]: the unified profile view and its traits.
 //! - [`sync`]: polling: incremental sweeps, reconciliation and backfills.
 //! - [`store`]: the storage interface and its SQLite and PostgreSQL backends.
+//! - [`import`], [`backfill`]: loading history from files and from platform APIs.
 //! - [`connections`], [`workspaces`]: tenancy and connected accounts.
 //! - [`config`], [`cli`], [`app`], [`telemetry`], [`crypto`], [`clock`]: the rest.
 //!
 //! Platforms live in the `shophub-connectors` crate.
 
 pub mod app;
+pub mod backfill;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod connections;
 pub mod crypto;
 pub mod demo;
 pub mod http;
+pub mod import;
 pub mod intake;
 pub mod profile;
 pub mod resolve;

@@ -2,7 +2,8 @@ use clap::Parser;
 use shophub::app::Hub;
 use shophub::cli::{Cli, Command, WorkspaceCommand};
 use shophub::config::Config;
-use shophub::{demo, telemetry, workspaces};
+use shophub::{backfill, demo, import, telemetry, workspaces};
+use shophub_connectors::poll::Resource;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,6 +14,45 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Migrate => println!("migrations applied ({})", hub.store.backend()),
+        Command::Backfill {
+            connection,
+            since,
+            resource,
+        } => {
+            let since = since.as_deref().map(parse_date).transpose()?;
+            let resource = resource
+                .as_deref()
+                .map(|r| {
+                    Resource::parse(r).ok_or_else(|| {
+                        anyhow::anyhow!("--resource must be orders, customers or reviews")
+                    })
+                })
+                .transpose()?;
+            for done in backfill::run(&hub.syncer(), &connection, since, resource, true).await? {
+                println!(
+                    "{}: {} records in {} pages",
+                    done.stream, done.records, done.pages
+                );
+            }
+        }
+        Command::Import {
+            connection,
+            file,
+            preset,
+            kind,
+            map,
+        } => {
+            let format = import_format(&file, preset, kind, map)?;
+            let report = import::run(hub.store.as_ref(), &connection, &file, &format).await?;
+            for (line, reason) in &report.rejected {
+                eprintln!("line {line}: skipped: {reason}");
+            }
+            println!(
+                "{} records loaded, {} lines skipped",
+                report.loaded,
+                report.rejected.len()
+            );
+        }
         Command::Workspace {
             command: WorkspaceCommand::Create { name, json },
         } => {
@@ -45,6 +85,39 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn import_format(
+    file: &std::path::Path,
+    preset: Option<String>,
+    kind: Option<String>,
+    map: Option<String>,
+) -> anyhow::Result<import::Format> {
+    let is_csv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    match (preset, kind, map) {
+        (Some(name), None, None) => import::presets::preset(&name)
+            .map(import::Format::Csv)
+            .ok_or_else(|| anyhow::anyhow!("--preset must be shopify-customers or taobao-orders")),
+        (None, Some(kind), Some(map)) => Ok(import::Format::Csv(
+            import::presets::custom(&kind, &map).map_err(anyhow::Error::msg)?,
+        )),
+        (None, None, None) if !is_csv => Ok(import::Format::JsonLines),
+        _ => anyhow::bail!(
+            "a CSV file needs --preset, or --kind with --map (JSON Lines need neither)"
+        ),
+    }
+}
+
+/// `2026-01-31` (midnight UTC) or a full RFC 3339 time.
+fn parse_date(value: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("--since must be YYYY-MM-DD or RFC 3339"))?;
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
 }
 
 async fn shutdown_signal() {
