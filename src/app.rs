@@ -50,7 +50,11 @@ impl Hub {
     }
 
     pub fn syncer(&self) -> Syncer {
-        Syncer::new(self.store.clone(), self.master_key.clone())
+        Syncer::new(
+            self.store.clone(),
+            self.master_key.clone(),
+            self.config.public_url.clone(),
+        )
     }
 
     /// Starts serving on `listener` with `config.workers` background workers.
@@ -68,7 +72,12 @@ impl Hub {
 
         if self.config.sync_interval_seconds > 0 {
             let interval = Duration::from_secs(self.config.sync_interval_seconds);
-            let scheduler = run_scheduler(self.syncer(), self.store.clone(), interval, shutdown.clone());
+            let scheduler = run_scheduler(
+                self.syncer(),
+                self.store.clone(),
+                interval,
+                shutdown.clone(),
+            );
             workers.push(tokio::spawn(scheduler));
         }
 

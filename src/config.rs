@@ -20,6 +20,7 @@ const CONFIG_KEYS: &[&str] = &[
     "master_key",
     "log_format",
     "sync_interval_seconds",
+    "public_url",
 ];
 
 /// The file read when neither `--config` nor `SHOPHUB_CONFIG` names one.
@@ -43,6 +44,10 @@ pub struct Config {
     pub master_key: Option<String>,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// The address platforms reach this hub at (`https://hub.example.com`):
+    /// webhook subscriptions and OAuth redirects point there. Unset, the hub
+    /// registers no webhooks and offers no OAuth installs.
+    pub public_url: Option<String>,
     /// Seconds between reconciliation sweeps of each pollable connection;
     /// 0 turns scheduled polling off (backfills still run on request).
     pub sync_interval_seconds: u64,
@@ -66,6 +71,7 @@ impl Default for Config {
             master_key: None,
             log_format: LogFormat::Text,
             sync_interval_seconds: 300,
+            public_url: None,
         }
     }
 }
@@ -88,6 +94,7 @@ impl fmt::Debug for Config {
             )
             .field("log_format", &self.log_format)
             .field("sync_interval_seconds", &self.sync_interval_seconds)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -134,6 +141,10 @@ impl Config {
             self.body_limit_bytes > 0,
             "body_limit_bytes must be above 0"
         );
+        if let Some(url) = &self.public_url {
+            let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            anyhow::ensure!(ok, "public_url must be an http or https URL");
+        }
         if let Some(url) = &self.database_url {
             anyhow::ensure!(
                 url.starts_with("sqlite:")

@@ -7,10 +7,6 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// Secret keys whose values sign webhooks. The previous secret keeps
-/// verifying during a rotation.
-const WEBHOOK_SECRET_KEYS: [&str; 2] = ["webhook_secret", "previous_webhook_secret"];
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionInput {
@@ -20,6 +16,46 @@ pub struct ConnectionInput {
     pub settings: Map<String, Value>,
     #[serde(default)]
     pub secrets: Map<String, Value>,
+}
+
+/// A partial change: `settings` and `secrets` keys replace the stored ones,
+/// and a `null` value removes a key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPatch {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub settings: Map<String, Value>,
+    #[serde(default)]
+    pub secrets: Map<String, Value>,
+}
+
+impl ConnectionPatch {
+    /// The connection as it will be after the patch, to validate whole.
+    pub fn apply(
+        self,
+        platform: &str,
+        name: &str,
+        settings: Map<String, Value>,
+        secrets: Map<String, Value>,
+    ) -> ConnectionInput {
+        ConnectionInput {
+            platform: platform.to_string(),
+            name: self.name.unwrap_or_else(|| name.to_string()),
+            settings: merge(settings, self.settings),
+            secrets: merge(secrets, self.secrets),
+        }
+    }
+}
+
+fn merge(mut base: Map<String, Value>, patch: Map<String, Value>) -> Map<String, Value> {
+    for (key, value) in patch {
+        match value {
+            Value::Null => base.remove(&key),
+            value => base.insert(key, value),
+        };
+    }
+    base
 }
 
 /// Why an input was refused, naming the field.
@@ -105,13 +141,13 @@ pub fn default_region(settings: &str) -> Option<String> {
         .map(str::to_ascii_uppercase)
 }
 
-/// The webhook signing secrets in a decrypted secrets object, current first.
-pub fn webhook_secrets(secrets: &[u8]) -> Vec<String> {
+/// The values of `keys` (a platform's webhook signing secrets, current
+/// first) in a decrypted secrets object.
+pub fn webhook_secrets(secrets: &[u8], keys: &[&str]) -> Vec<String> {
     let Ok(secrets) = serde_json::from_slice::<Map<String, Value>>(secrets) else {
         return Vec::new();
     };
-    WEBHOOK_SECRET_KEYS
-        .iter()
+    keys.iter()
         .filter_map(|key| secrets.get(*key)?.as_str().map(str::to_string))
         .collect()
 }
@@ -154,7 +190,7 @@ mod tests {
         let secrets =
             br#"{"previous_webhook_secret":"old","webhook_secret":"new","api_token":"t"}"#;
         assert_eq!(
-            webhook_secrets(secrets),
+            webhook_secrets(secrets, &["webhook_secret", "previous_webhook_secret"]),
             vec!["new".to_string(), "old".to_string()]
         );
     }

@@ -174,11 +174,19 @@ impl Worker {
             .references(&delivery.topic, &delivery.body)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
         for (resource, id) in references {
-            let fetched = self.syncer.fetch(&delivery.connection_id, resource, &id).await.map_err(|e| match e {
-                SyncError::Failed(reason) | SyncError::NeedsReauth(reason) => Failure::Transient(reason),
-                SyncError::Unsupported(platform) => Failure::Permanent(format!("{platform} cannot fetch by id")),
-                other => Failure::Transient(other.to_string()),
-            })?;
+            let fetched = self
+                .syncer
+                .fetch(&delivery.connection_id, resource, &id)
+                .await
+                .map_err(|e| match e {
+                    SyncError::Failed(reason) | SyncError::NeedsReauth(reason) => {
+                        Failure::Transient(reason)
+                    }
+                    SyncError::Unsupported(platform) => {
+                        Failure::Permanent(format!("{platform} cannot fetch by id"))
+                    }
+                    other => Failure::Transient(other.to_string()),
+                })?;
             records.extend(fetched);
         }
         Ok(records)

@@ -138,6 +138,18 @@ pub trait PollingSource: Send + Sync {
         cursor: &Value,
     ) -> Result<Page, ConnectorError>;
 
+    /// Makes sure the platform sends this connection's webhooks to
+    /// `delivery_url`: creates missing subscriptions and re-enables ones the
+    /// platform disabled. Returns what changed, one line each, for people.
+    /// Platforms whose API cannot manage subscriptions return nothing.
+    async fn ensure_webhooks(
+        &self,
+        _api: &Api<'_>,
+        _delivery_url: &str,
+    ) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
     /// Fetches single resources by id (for thin webhooks). Platforms whose
     /// webhooks carry the whole resource need not implement it.
     async fn fetch(

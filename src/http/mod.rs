@@ -7,6 +7,7 @@ mod api_profiles;
 mod auth;
 pub mod error;
 mod extract;
+mod oauth;
 mod ops;
 mod webhooks;
 
@@ -44,8 +45,20 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         )
         .route(
             "/connections/{id}",
-            get(api_connections::show).delete(api_connections::delete),
+            get(api_connections::show)
+                .patch(api_connections::update)
+                .delete(api_connections::delete),
         )
+        .route(
+            "/connections/{id}/backfill",
+            post(api_connections::backfill),
+        )
+        .route("/connections/{id}/sync", post(api_connections::sync_now))
+        .route(
+            "/connections/{id}/webhooks",
+            post(api_connections::ensure_webhooks),
+        )
+        .route("/connections/{id}/install", post(oauth::start))
         .route("/profiles", get(api_profiles::find))
         .route("/profiles/{id}", get(api_profiles::show))
         .route("/profiles/{id}/timeline", get(api_profiles::timeline))
@@ -61,6 +74,7 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
     Router::new()
         .nest("/v1", api)
         .merge(webhooks)
+        .route("/oauth/shopify/callback", get(oauth::shopify_callback))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -6,10 +6,11 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
-use shophub_connectors::{Intake as Verified, VerifyError};
+use serde_json::{json, Map, Value};
+use shophub_connectors::{Intake as Verified, VerifyError, WebhookSource};
 
 use super::error::ApiError;
 use super::AppState;
@@ -23,7 +24,7 @@ pub async fn receive(
     Path((platform, connection_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let label = platform_label(&platform);
     let result = verify_and_store(&state, &platform, &connection_id, &headers, body).await;
     match &result {
@@ -42,7 +43,7 @@ async fn verify_and_store(
     connection_id: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| {
         let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             "too_large"
@@ -65,11 +66,13 @@ async fn verify_and_store(
         .master_key
         .open(&connection.secrets, &connection.id)
         .map_err(ApiError::internal)?;
-    let secrets = webhook_secrets(&secrets);
+    let secrets = webhook_secrets(&secrets, connector.secret_keys());
     let candidates: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
+    let settings: Map<String, Value> =
+        serde_json::from_str(&connection.settings).unwrap_or_default();
 
-    match connector.verify(&candidates, headers, &body) {
-        Ok(Verified::Ping) => Ok(Json(json!({ "status": "ok" }))),
+    match connector.verify_connection(&settings, &candidates, headers, &body) {
+        Ok(Verified::Ping) => Ok(acknowledge(connector, json!({ "status": "ok" }))),
         Ok(Verified::Delivery { dedupe_key, topic }) => {
             let delivery = NewDelivery {
                 workspace_id: connection.workspace_id,
@@ -86,15 +89,26 @@ async fn verify_and_store(
                 .await
                 .map_err(ApiError::unavailable)?
             {
-                InsertOutcome::Stored(id) => {
-                    Ok(Json(json!({ "status": "accepted", "delivery_id": id })))
+                InsertOutcome::Stored(id) => Ok(acknowledge(
+                    connector,
+                    json!({ "status": "accepted", "delivery_id": id }),
+                )),
+                InsertOutcome::Duplicate => {
+                    Ok(acknowledge(connector, json!({ "status": "duplicate" })))
                 }
-                InsertOutcome::Duplicate => Ok(Json(json!({ "status": "duplicate" }))),
             }
         }
         Err(error @ (VerifyError::MissingSignature(_) | VerifyError::BadSignature)) => Err(
             ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", error.to_string()),
         ),
         Err(VerifyError::Malformed(reason)) => Err(ApiError::bad_request(reason)),
+    }
+}
+
+/// 200 with the body the platform expects, or the hub's own.
+fn acknowledge(connector: &dyn WebhookSource, ours: Value) -> Response {
+    match connector.acknowledgement() {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        None => Json(ours).into_response(),
     }
 }

@@ -57,6 +57,12 @@ pub trait Store: Send + Sync {
         workspace_id: &str,
         id: &str,
     ) -> StoreResult<Option<ConnectionRow>>;
+    async fn update_connection(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        update: &ConnectionUpdate<'_>,
+    ) -> StoreResult<bool>;
     async fn delete_connection(&self, workspace_id: &str, id: &str, now: i64) -> StoreResult<bool>;
     /// Any connection by id, deleted or not, with its sealed secrets.
     async fn connection_secrets(&self, id: &str) -> StoreResult<Option<ConnectionSecrets>>;
@@ -106,20 +112,61 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> StoreResult<StreamRow>;
     /// Starts the stream over at `cursor` (a new backfill).
-    async fn reset_stream(&self, workspace_id: &str, connection_id: &str, stream: &str, cursor: &str, since: Option<i64>, now: i64) -> StoreResult<()>;
+    async fn reset_stream(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        stream: &str,
+        cursor: &str,
+        since: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()>;
     async fn streams(&self, connection_id: &str) -> StoreResult<Vec<StreamRow>>;
-    async fn stream_error(&self, connection_id: &str, stream: &str, error: &str, now: i64) -> StoreResult<()>;
+    async fn stream_error(
+        &self,
+        connection_id: &str,
+        stream: &str,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     /// `needs_reauth` (with why) stops polling until credentials change.
-    async fn set_auth_status(&self, connection_id: &str, status: &str, error: Option<&str>) -> StoreResult<()>;
-    async fn update_connection_secrets(&self, connection_id: &str, sealed: &[u8], now: i64) -> StoreResult<()>;
+    async fn set_auth_status(
+        &self,
+        connection_id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
+    async fn update_connection_secrets(
+        &self,
+        connection_id: &str,
+        sealed: &[u8],
+        now: i64,
+    ) -> StoreResult<()>;
     async fn sync_target(&self, connection_id: &str) -> StoreResult<Option<SyncTarget>>;
     /// Connections of these platforms whose next sync is due and whose
     /// lease is free.
-    async fn due_syncs(&self, platforms: &[&str], now: i64, limit: i64) -> StoreResult<Vec<SyncTarget>>;
+    async fn due_syncs(
+        &self,
+        platforms: &[&str],
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SyncTarget>>;
     /// Takes the connection's sync lease; false if another poller holds it.
-    async fn claim_sync(&self, connection_id: &str, owner: &str, until: i64, now: i64) -> StoreResult<bool>;
-    async fn release_sync(&self, connection_id: &str, owner: &str, next_sync_at: i64) -> StoreResult<()>;
-    async fn save_oauth_state(&self, state: &str, connection_id: &str, now: i64) -> StoreResult<()>;
+    async fn claim_sync(
+        &self,
+        connection_id: &str,
+        owner: &str,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    async fn release_sync(
+        &self,
+        connection_id: &str,
+        owner: &str,
+        next_sync_at: i64,
+    ) -> StoreResult<()>;
+    async fn save_oauth_state(&self, state: &str, connection_id: &str, now: i64)
+        -> StoreResult<()>;
     /// The connection an OAuth `state` was issued for, once: it is consumed.
     async fn take_oauth_state(&self, state: &str, not_before: i64) -> StoreResult<Option<String>>;
 

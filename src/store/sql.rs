@@ -78,7 +78,7 @@ impl Store for SqlStore {
 
     async fn list_connections(&self, workspace_id: &str) -> StoreResult<Vec<ConnectionRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, workspace_id, platform, name, settings, created_at FROM connections \
+            "SELECT id, workspace_id, platform, name, settings, created_at, auth_status, auth_error FROM connections \
              WHERE workspace_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
         )
         .bind(workspace_id)
@@ -88,13 +88,31 @@ impl Store for SqlStore {
 
     async fn get_connection(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ConnectionRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, workspace_id, platform, name, settings, created_at FROM connections \
+            "SELECT id, workspace_id, platform, name, settings, created_at, auth_status, auth_error FROM connections \
              WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .bind(workspace_id)
         .bind(id)
         .fetch_optional(&self.read)
         .await?)
+    }
+
+    async fn update_connection(&self, workspace_id: &str, id: &str, update: &ConnectionUpdate<'_>) -> StoreResult<bool> {
+        // Changed credentials are the way out of `needs_reauth`.
+        let done = sqlx::query(
+            "UPDATE connections SET name = $3, settings = $4, secrets = $5, updated_at = $6, \
+               auth_status = 'ok', auth_error = NULL \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(update.name)
+        .bind(update.settings)
+        .bind(update.secrets)
+        .bind(update.now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_connection(&self, workspace_id: &str, id: &str, now: i64) -> StoreResult<bool> {

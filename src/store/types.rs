@@ -30,6 +30,16 @@ pub struct ConnectionRow {
     pub name: String,
     pub settings: String,
     pub created_at: i64,
+    /// `ok`, or `needs_reauth` after the platform refused the credentials.
+    pub auth_status: String,
+    pub auth_error: Option<String>,
+}
+
+pub struct ConnectionUpdate<'a> {
+    pub name: &'a str,
+    pub settings: &'a str,
+    pub secrets: &'a [u8],
+    pub now: i64,
 }
 
 #[derive(sqlx::FromRow)]

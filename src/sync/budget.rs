@@ -16,7 +16,12 @@ pub struct RateBudgets {
 impl RateBudgets {
     /// Waits until the account may be called again.
     pub async fn wait(&self, account: &str) {
-        let until = self.next_call.lock().expect("budget lock").get(account).copied();
+        let until = self
+            .next_call
+            .lock()
+            .expect("budget lock")
+            .get(account)
+            .copied();
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }

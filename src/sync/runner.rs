@@ -68,6 +68,8 @@ pub struct Syncer {
     master_key: MasterKey,
     http: reqwest::Client,
     budgets: RateBudgets,
+    /// Where platforms reach this hub; webhook upkeep needs it.
+    public_url: Option<String>,
 }
 
 /// A connection's decrypted view, for building API contexts.
@@ -80,13 +82,29 @@ struct Account {
 }
 
 impl Syncer {
-    pub fn new(store: Arc<dyn Store>, master_key: MasterKey) -> Syncer {
+    pub fn new(store: Arc<dyn Store>, master_key: MasterKey, public_url: Option<String>) -> Syncer {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("shophub/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP client builds");
-        Syncer { store, master_key, http, budgets: RateBudgets::default() }
+        let public_url = public_url.map(|url| url.trim_end_matches('/').to_string());
+        Syncer {
+            store,
+            master_key,
+            http,
+            budgets: RateBudgets::default(),
+            public_url,
+        }
+    }
+
+    /// The HTTP client every platform call goes through.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     pub fn polling(platform: &str) -> Option<&'static dyn PollingSource> {
@@ -95,35 +113,60 @@ impl Syncer {
 
     /// Platforms of this build that can be polled.
     pub fn polling_platforms() -> Vec<&'static str> {
-        shophub_connectors::registry().iter().filter(|c| c.polling().is_some()).map(|c| c.platform()).collect()
+        shophub_connectors::registry()
+            .iter()
+            .filter(|c| c.polling().is_some())
+            .map(|c| c.platform())
+            .collect()
     }
 
     fn account(&self, target: SyncTarget) -> Result<Account, SyncError> {
-        let source = Self::polling(&target.platform).ok_or_else(|| SyncError::Unsupported(target.platform.clone()))?;
-        let settings: Map<String, Value> = serde_json::from_str(&target.settings).unwrap_or_default();
+        let source = Self::polling(&target.platform)
+            .ok_or_else(|| SyncError::Unsupported(target.platform.clone()))?;
+        let settings: Map<String, Value> =
+            serde_json::from_str(&target.settings).unwrap_or_default();
         let secrets = self
             .master_key
             .open(&target.secrets, &target.id)
             .map_err(|e| SyncError::Failed(e.to_string()))
-            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| SyncError::Failed(e.to_string())))?;
+            .and_then(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| SyncError::Failed(e.to_string()))
+            })?;
         let base_url = settings
             .get("api_base_url")
             .and_then(Value::as_str)
             .map(|url| url.trim_end_matches('/').to_string())
             .or_else(|| source.default_base_url(&settings))
-            .ok_or_else(|| SyncError::Failed("settings do not say where the platform's API is".into()))?;
-        Ok(Account { target, source, settings, secrets, base_url })
+            .ok_or_else(|| {
+                SyncError::Failed("settings do not say where the platform's API is".into())
+            })?;
+        Ok(Account {
+            target,
+            source,
+            settings,
+            secrets,
+            base_url,
+        })
     }
 
     async fn target(&self, connection_id: &str) -> Result<SyncTarget, SyncError> {
-        self.store.sync_target(connection_id).await?.ok_or(SyncError::Store(StoreError::NotFound))
+        self.store
+            .sync_target(connection_id)
+            .await?
+            .ok_or(SyncError::Store(StoreError::NotFound))
     }
 
     /// Resources the connection can poll: none when the platform cannot be
     /// polled or the connection lacks the credentials polling needs.
     pub async fn resources(&self, connection_id: &str) -> Result<Vec<Resource>, SyncError> {
         let account = self.account(self.target(connection_id).await?)?;
-        let has = |key: &&str| account.secrets.get(*key).and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+        let has = |key: &&str| {
+            account
+                .secrets
+                .get(*key)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty())
+        };
         if !account.source.credentials().iter().all(has) {
             return Ok(Vec::new());
         }
@@ -139,17 +182,44 @@ impl Syncer {
         since: Option<DateTime<Utc>>,
     ) -> Result<StreamRow, SyncError> {
         let target = self.target(connection_id).await?;
-        let source = Self::polling(&target.platform).ok_or_else(|| SyncError::Unsupported(target.platform.clone()))?;
+        let source = Self::polling(&target.platform)
+            .ok_or_else(|| SyncError::Unsupported(target.platform.clone()))?;
         let stream = Mode::Backfill.stream(resource);
         let since_ms = since.map(|t| t.timestamp_millis());
-        let existing = self.store.streams(connection_id).await?.into_iter().find(|s| s.stream == stream);
-        let resumable = existing.as_ref().is_some_and(|s| s.caught_up == 0 && (since.is_none() || s.since == since_ms));
+        let existing = self
+            .store
+            .streams(connection_id)
+            .await?
+            .into_iter()
+            .find(|s| s.stream == stream);
+        let resumable = existing
+            .as_ref()
+            .is_some_and(|s| s.caught_up == 0 && (since.is_none() || s.since == since_ms));
         if !resumable {
             let cursor = source.start_cursor(resource, since).to_string();
-            self.store.reset_stream(&target.workspace_id, connection_id, &stream, &cursor, since_ms, now_ms()).await?;
+            self.store
+                .reset_stream(
+                    &target.workspace_id,
+                    connection_id,
+                    &stream,
+                    &cursor,
+                    since_ms,
+                    now_ms(),
+                )
+                .await?;
         }
         let start = source.start_cursor(resource, since).to_string();
-        Ok(self.store.open_stream(&target.workspace_id, connection_id, &stream, &start, since_ms, now_ms()).await?)
+        Ok(self
+            .store
+            .open_stream(
+                &target.workspace_id,
+                connection_id,
+                &stream,
+                &start,
+                since_ms,
+                now_ms(),
+            )
+            .await?)
     }
 
     /// Pages through one stream until it is caught up (or `max_pages`).
@@ -168,17 +238,30 @@ impl Syncer {
         let stream = mode.stream(resource);
         let start = account.source.start_cursor(resource, None).to_string();
         let workspace_id = account.target.workspace_id.clone();
-        let mut row = self.store.open_stream(&workspace_id, connection_id, &stream, &start, None, now_ms()).await?;
+        let mut row = self
+            .store
+            .open_stream(
+                &workspace_id,
+                connection_id,
+                &stream,
+                &start,
+                None,
+                now_ms(),
+            )
+            .await?;
         let mut pages = 0;
         loop {
             if mode == Mode::Backfill && row.caught_up == 1 {
                 return Ok(progress_of(&row));
             }
-            let cursor: Value = serde_json::from_str(&row.cursor).map_err(|e| SyncError::Failed(e.to_string()))?;
+            let cursor: Value =
+                serde_json::from_str(&row.cursor).map_err(|e| SyncError::Failed(e.to_string()))?;
             let page = match self.fetch_page(&account, resource, &cursor).await {
                 Ok(page) => page,
                 Err(error) => {
-                    self.store.stream_error(connection_id, &stream, &error.to_string(), now_ms()).await?;
+                    self.store
+                        .stream_error(connection_id, &stream, &error.to_string(), now_ms())
+                        .await?;
                     return Err(error);
                 }
             };
@@ -195,22 +278,61 @@ impl Syncer {
         }
     }
 
-    async fn fetch_page(&self, account: &Account, resource: Resource, cursor: &Value) -> Result<Page, SyncError> {
+    async fn fetch_page(
+        &self,
+        account: &Account,
+        resource: Resource,
+        cursor: &Value,
+    ) -> Result<Page, SyncError> {
         match self.call(account, Call::Poll(resource, cursor)).await? {
             Answer::Page(page) => Ok(page),
-            Answer::Records(_) => unreachable!("a poll answers with a page"),
+            _ => unreachable!("a poll answers with a page"),
         }
     }
 
     /// Fetches resources by id, for thin webhooks that carry only ids.
-    pub async fn fetch(&self, connection_id: &str, resource: Resource, id: &str) -> Result<Vec<SourceRecord>, SyncError> {
+    pub async fn fetch(
+        &self,
+        connection_id: &str,
+        resource: Resource,
+        id: &str,
+    ) -> Result<Vec<SourceRecord>, SyncError> {
         let account = self.account(self.target(connection_id).await?)?;
         if account.target.auth_status != "ok" {
             return Err(SyncError::NeedsReauth("waiting for new credentials".into()));
         }
         match self.call(&account, Call::Fetch(resource, id)).await? {
             Answer::Records(records) => Ok(records),
-            Answer::Page(_) => unreachable!("a fetch answers with records"),
+            _ => unreachable!("a fetch answers with records"),
+        }
+    }
+
+    /// Makes the platform's webhook subscriptions point at this hub again
+    /// (created if missing, re-enabled if the platform disabled them).
+    /// Returns what changed; nothing when no `public_url` is configured or
+    /// the platform cannot manage subscriptions.
+    pub async fn ensure_webhooks(&self, connection_id: &str) -> Result<Vec<String>, SyncError> {
+        let Some(public_url) = &self.public_url else {
+            return Ok(Vec::new());
+        };
+        // Without API credentials there is nothing to manage subscriptions with.
+        if self.resources(connection_id).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let account = self.account(self.target(connection_id).await?)?;
+        if account.target.auth_status != "ok" {
+            return Err(SyncError::NeedsReauth("waiting for new credentials".into()));
+        }
+        let delivery_url = format!(
+            "{public_url}/webhooks/{}/{}",
+            account.target.platform, account.target.id
+        );
+        match self
+            .call(&account, Call::EnsureWebhooks(&delivery_url))
+            .await?
+        {
+            Answer::Lines(changes) => Ok(changes),
+            _ => unreachable!("webhook upkeep answers with lines"),
         }
     }
 
@@ -232,12 +354,28 @@ impl Syncer {
                 base_url: account.base_url.clone(),
                 settings: &account.settings,
                 secrets: &account.secrets,
-                default_region: account.settings.get("default_region").and_then(Value::as_str),
+                default_region: account
+                    .settings
+                    .get("default_region")
+                    .and_then(Value::as_str),
                 now: Utc::now(),
             };
             let result = match call {
-                Call::Poll(resource, cursor) => account.source.poll(&api, resource, cursor).await.map(Answer::Page),
-                Call::Fetch(resource, id) => account.source.fetch(&api, resource, id).await.map(Answer::Records),
+                Call::Poll(resource, cursor) => account
+                    .source
+                    .poll(&api, resource, cursor)
+                    .await
+                    .map(Answer::Page),
+                Call::Fetch(resource, id) => account
+                    .source
+                    .fetch(&api, resource, id)
+                    .await
+                    .map(Answer::Records),
+                Call::EnsureWebhooks(url) => account
+                    .source
+                    .ensure_webhooks(&api, url)
+                    .await
+                    .map(Answer::Lines),
             };
             let error = match result {
                 Ok(answer) => return Ok(answer),
@@ -249,13 +387,16 @@ impl Syncer {
             let delay = backoff.next().unwrap_or(Duration::from_secs(60));
             match error {
                 ConnectorError::Unauthorized(reason) => {
-                    self.store.set_auth_status(&account.target.id, "needs_reauth", Some(&reason)).await?;
+                    self.store
+                        .set_auth_status(&account.target.id, "needs_reauth", Some(&reason))
+                        .await?;
                     tracing::warn!(connection = %account.target.id, "credentials refused; polling stops until re-authorised");
                     return Err(SyncError::NeedsReauth(reason));
                 }
                 ConnectorError::RateLimited { retry_after } if attempt < MAX_ATTEMPTS => {
                     // The platform's word wins over our own backoff when it gives one.
-                    self.budgets.defer(&account.target.id, retry_after.unwrap_or(delay));
+                    self.budgets
+                        .defer(&account.target.id, retry_after.unwrap_or(delay));
                 }
                 ConnectorError::Transient(_) if attempt < MAX_ATTEMPTS => {
                     self.budgets.defer(&account.target.id, delay);
@@ -266,12 +407,20 @@ impl Syncer {
     }
 
     /// Applies the page's records and moves the cursor in one transaction.
-    async fn commit_page(&self, account: &Account, row: &StreamRow, page: &Page) -> Result<StreamRow, SyncError> {
+    async fn commit_page(
+        &self,
+        account: &Account,
+        row: &StreamRow,
+        page: &Page,
+    ) -> Result<StreamRow, SyncError> {
         let now = now_ms();
         let cursor = page.cursor.to_string();
         let watermark = page.watermark.map(|t| t.timestamp_millis());
         let mut tx = self.store.begin_write(&account.target.workspace_id).await?;
-        let batch = [Batch { connection_id: &account.target.id, records: &page.records }];
+        let batch = [Batch {
+            connection_id: &account.target.id,
+            records: &page.records,
+        }];
         resolve::apply(tx.as_mut(), &account.target.workspace_id, &batch, now).await?;
         let advanced = tx
             .advance_stream(&StreamAdvance {
@@ -290,7 +439,8 @@ impl Syncer {
         }
         tx.commit().await?;
         let platform = crate::telemetry::platform_label(&account.target.platform);
-        metrics::counter!("shophub_poll_records_total", "platform" => platform).increment(page.records.len() as u64);
+        metrics::counter!("shophub_poll_records_total", "platform" => platform)
+            .increment(page.records.len() as u64);
         let mut next = row.clone();
         next.cursor = cursor;
         next.watermark = watermark.or(row.watermark);
@@ -307,11 +457,13 @@ impl Syncer {
 enum Call<'a> {
     Poll(Resource, &'a Value),
     Fetch(Resource, &'a str),
+    EnsureWebhooks(&'a str),
 }
 
 enum Answer {
     Page(Page),
     Records(Vec<SourceRecord>),
+    Lines(Vec<String>),
 }
 
 fn progress_of(row: &StreamRow) -> Progress {

@@ -17,7 +17,12 @@ const TICK: Duration = Duration::from_secs(5);
 /// A sweep that has not finished in this time is presumed dead.
 const LEASE_MS: i64 = 15 * 60 * 1000;
 
-pub async fn run_scheduler(syncer: Syncer, store: Arc<dyn Store>, interval: Duration, shutdown: CancellationToken) {
+pub async fn run_scheduler(
+    syncer: Syncer,
+    store: Arc<dyn Store>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let owner = format!("sync_{}", uuid::Uuid::now_v7().simple());
     let platforms = Syncer::polling_platforms();
     while !shutdown.is_cancelled() {
@@ -43,9 +48,18 @@ pub async fn run_scheduler(syncer: Syncer, store: Arc<dyn Store>, interval: Dura
     }
 }
 
-async fn sweep(syncer: &Syncer, store: &dyn Store, owner: &str, connection_id: &str, interval: Duration) {
+async fn sweep(
+    syncer: &Syncer,
+    store: &dyn Store,
+    owner: &str,
+    connection_id: &str,
+    interval: Duration,
+) {
     let now = now_ms();
-    match store.claim_sync(connection_id, owner, now + LEASE_MS, now).await {
+    match store
+        .claim_sync(connection_id, owner, now + LEASE_MS, now)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return,
         Err(error) => {
@@ -55,14 +69,33 @@ async fn sweep(syncer: &Syncer, store: &dyn Store, owner: &str, connection_id: &
     }
     let resources = syncer.resources(connection_id).await.unwrap_or_default();
     for resource in resources {
-        match syncer.run_stream(connection_id, resource, Mode::Incremental, None, |_| {}).await {
-            Ok(progress) => tracing::debug!(connection = connection_id, stream = %progress.stream, records = progress.records, "swept"),
+        match syncer
+            .run_stream(connection_id, resource, Mode::Incremental, None, |_| {})
+            .await
+        {
+            Ok(progress) => {
+                tracing::debug!(connection = connection_id, stream = %progress.stream, records = progress.records, "swept")
+            }
             Err(error) => {
                 tracing::warn!(connection = connection_id, resource = resource.as_str(), error = %error, "sweep failed");
                 if matches!(error, super::SyncError::NeedsReauth(_)) {
                     break;
                 }
             }
+        }
+    }
+    // Platforms drop subscriptions that failed for a while; put them back.
+    match syncer.ensure_webhooks(connection_id).await {
+        Ok(changes) if !changes.is_empty() => {
+            tracing::info!(
+                connection = connection_id,
+                changes = changes.join(", "),
+                "webhook subscriptions restored"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(connection = connection_id, error = %error, "webhook upkeep failed")
         }
     }
     let next = now_ms() + interval.as_millis() as i64;

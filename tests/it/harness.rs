@@ -121,15 +121,19 @@ pub struct TestHub {
 pub struct Options {
     pub workers: usize,
     pub body_limit_bytes: usize,
+    pub public_url: Option<String>,
+    pub sync_interval_seconds: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        // No background workers: tests drain the inbox themselves, so nothing
-        // has to be waited for.
+        // No background workers and no scheduled sweeps: tests drain the
+        // inbox and poll themselves, so nothing has to be waited for.
         Options {
             workers: 0,
             body_limit_bytes: 2 * 1024 * 1024,
+            public_url: None,
+            sync_interval_seconds: 0,
         }
     }
 }
@@ -155,8 +159,8 @@ pub async fn start(
         database_url: Some(database.url.clone()),
         body_limit_bytes: options.body_limit_bytes,
         workers: options.workers,
-        // Tests poll on demand; nothing is swept in the background.
-        sync_interval_seconds: 0,
+        sync_interval_seconds: options.sync_interval_seconds,
+        public_url: options.public_url,
         ..Config::default()
     };
     let hub = Hub::open(config).await.expect("hub opens");

@@ -1,10 +1,14 @@
 //! End-to-end tests: the real hub on port 0, real signed HTTP deliveries,
 //! against SQLite and (when configured) PostgreSQL with the same code.
 
+mod fakes;
 mod harness;
+mod import;
 
 mod api;
 mod cli;
 mod durability;
 mod pipeline;
+mod platforms;
+mod sync;
 mod webhooks;

@@ -39,6 +39,22 @@ impl PollingSource for BigCommerce {
         valid.then(|| format!("https://api.bigcommerce.com/stores/{hash}"))
     }
 
+    async fn ensure_webhooks(
+        &self,
+        api: &Api<'_>,
+        delivery_url: &str,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let changes = super::ensure_webhooks(api, delivery_url, super::DEFAULT_SCOPES).await?;
+        Ok(changes
+            .into_iter()
+            .filter_map(|change| match change {
+                super::WebhookChange::Created { scope, .. } => Some(format!("created {scope}")),
+                super::WebhookChange::Updated { scope, .. } => Some(format!("re-enabled {scope}")),
+                super::WebhookChange::Existing { .. } => None,
+            })
+            .collect())
+    }
+
     fn resources(&self) -> &'static [Resource] {
         &[Resource::Orders, Resource::Customers]
     }

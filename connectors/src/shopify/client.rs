@@ -220,6 +220,21 @@ impl PollingSource for Shopify {
         &["access_token"]
     }
 
+    async fn ensure_webhooks(
+        &self,
+        api: &Api<'_>,
+        delivery_url: &str,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let changes = ensure_webhooks(api, delivery_url, WEBHOOK_TOPICS).await?;
+        Ok(changes
+            .into_iter()
+            .filter_map(|change| match change {
+                WebhookChange::Created { topic, .. } => Some(format!("created {topic}")),
+                WebhookChange::Existing { .. } => None,
+            })
+            .collect())
+    }
+
     fn start_cursor(&self, _resource: Resource, since: Option<DateTime<Utc>>) -> Value {
         SweepCursor {
             from: since,
@@ -355,6 +370,16 @@ async fn customers_page(
 }
 
 // --- webhook registration -------------------------------------------------
+
+/// The topics the hub subscribes a shop to.
+pub const WEBHOOK_TOPICS: &[&str] = &[
+    "customers/create",
+    "customers/update",
+    "orders/create",
+    "orders/updated",
+    "orders/paid",
+    "orders/cancelled",
+];
 
 /// What `ensure_webhooks` found or did for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,6 +63,22 @@ impl PollingSource for WooCommerce {
         &["consumer_key", "consumer_secret"]
     }
 
+    async fn ensure_webhooks(
+        &self,
+        api: &Api<'_>,
+        delivery_url: &str,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let changes = ensure_webhooks(api, delivery_url, WEBHOOK_TOPICS).await?;
+        Ok(changes
+            .into_iter()
+            .filter_map(|change| match change.action {
+                WebhookAction::Created => Some(format!("created {}", change.topic)),
+                WebhookAction::Reactivated => Some(format!("reactivated {}", change.topic)),
+                WebhookAction::Ok => None,
+            })
+            .collect())
+    }
+
     fn start_cursor(&self, resource: Resource, since: Option<DateTime<Utc>>) -> Value {
         let cursor = match resource {
             Resource::Orders | Resource::Reviews => Cursor {
@@ -432,6 +448,14 @@ async fn check(response: Response) -> Result<Response, ConnectorError> {
 }
 
 // --- webhook administration ---------------------------------------------------
+
+/// The topics the hub subscribes a store to.
+pub const WEBHOOK_TOPICS: &[&str] = &[
+    "customer.created",
+    "customer.updated",
+    "order.created",
+    "order.updated",
+];
 
 /// What [`ensure_webhooks`] found or did for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,5 @@
+//! Platforms played by fake servers on 127.0.0.1 that authenticate,
+//! paginate and throttle like the real ones.
+
+pub mod shopify;
+pub mod woocommerce;
