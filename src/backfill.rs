@@ -45,10 +45,12 @@ pub async fn run(
         }
         let started = Instant::now();
         let first_records = start.records;
+        let mut oldest_seen = None;
         let result = syncer
             .run_stream(connection_id, resource, Mode::Backfill, None, |p| {
                 if let Some(bar) = &bar {
-                    bar.set_position(fraction_done(p));
+                    oldest_seen = oldest_seen.or(p.position);
+                    bar.set_position(fraction_done(p, oldest_seen));
                     bar.set_message(describe(p, first_records, started.elapsed()));
                 }
             })
@@ -76,17 +78,18 @@ fn progress_bar(resource: Resource) -> ProgressBar {
     bar
 }
 
-/// Progress in thousandths, from how far the watermark has moved from the
-/// backfill's start towards now (platforms rarely say how many records exist).
-fn fraction_done(p: &Progress) -> u64 {
+/// Progress in thousandths: how far through time the run has read, from
+/// the backfill's start (or, without `--since`, the oldest record it met)
+/// to now. Platforms rarely say how many records exist.
+fn fraction_done(p: &Progress, oldest_seen: Option<i64>) -> u64 {
     if p.caught_up {
         return 1000;
     }
-    let (Some(since), Some(mark)) = (p.since.or(Some(0)), p.watermark) else {
+    let (Some(start), Some(mark)) = (p.since.or(oldest_seen), p.position.max(p.watermark)) else {
         return 0;
     };
-    let span = (now_ms() - since).max(1) as f64;
-    (((mark - since).max(0) as f64 / span) * 1000.0).clamp(0.0, 999.0) as u64
+    let span = (now_ms() - start).max(1) as f64;
+    (((mark - start).max(0) as f64 / span) * 1000.0).clamp(0.0, 999.0) as u64
 }
 
 fn describe(p: &Progress, first_records: i64, elapsed: Duration) -> String {

@@ -59,6 +59,10 @@ pub struct Progress {
     pub pages: i64,
     pub since: Option<i64>,
     pub watermark: Option<i64>,
+    /// The newest record version seen in this run: sweeps read in
+    /// modification order, so it shows how far through time the run is
+    /// even before the platform's watermark moves.
+    pub position: Option<i64>,
     pub caught_up: bool,
 }
 
@@ -250,6 +254,7 @@ impl Syncer {
             )
             .await?;
         let mut pages = 0;
+        let mut position: Option<i64> = None;
         loop {
             if mode == Mode::Backfill && row.caught_up == 1 {
                 return Ok(progress_of(&row));
@@ -267,7 +272,16 @@ impl Syncer {
             };
             row = self.commit_page(&account, &row, &page).await?;
             pages += 1;
-            let current = progress_of(&row);
+            let newest = page
+                .records
+                .iter()
+                .map(|r| r.version.timestamp_millis())
+                .max();
+            position = position.max(newest);
+            let current = Progress {
+                position,
+                ..progress_of(&row)
+            };
             progress(&current);
             if let Some(pace) = page.pace {
                 self.budgets.defer(&account.target.id, pace);
@@ -473,6 +487,7 @@ fn progress_of(row: &StreamRow) -> Progress {
         pages: row.pages,
         since: row.since,
         watermark: row.watermark,
+        position: None,
         caught_up: row.caught_up == 1,
     }
 }

@@ -254,7 +254,7 @@ both_backends! {
         // Bounded wait for the background sweep; nothing is timed.
         let mut swept = false;
         for _ in 0..300 {
-            if order_count(&hub, &ws).await == 15 && fake.webhooks.lock().unwrap().len() == 4 {
+            if order_count(&hub, &ws).await == 15 && fake.webhooks.lock().unwrap().len() == 5 {
                 swept = true;
                 break;
             }
@@ -264,7 +264,7 @@ both_backends! {
         let hooks = fake.webhooks.lock().unwrap().clone();
         assert!(hooks.iter().all(|h| h["status"] == "active" && h["delivery_url"] == ours.as_str()), "{hooks:?}");
         let topics: Vec<&str> = hooks.iter().map(|h| h["topic"].as_str().unwrap()).collect();
-        for topic in ["customer.created", "customer.updated", "order.created", "order.updated"] {
+        for topic in ["customer.created", "customer.updated", "order.created", "order.updated", "order.restored"] {
             assert!(topics.contains(&topic), "{topics:?}");
         }
         let orders_stream = stream(&hub, &ws, &conn, "orders").await;
@@ -312,7 +312,7 @@ both_backends! {
         assert_eq!(callback.status().as_u16(), 200);
         let done: Value = callback.json().await.unwrap();
         assert_eq!(done["status"], "connected", "{done}");
-        assert_eq!(done["webhooks"].as_array().unwrap().len(), 6, "{done}");
+        assert_eq!(done["webhooks"].as_array().unwrap().len(), 7, "{done}");
         assert_eq!(fake.exchanges.lock().unwrap()[0]["client_id"], "app-id");
         let subscriptions = fake.subscriptions.lock().unwrap().clone();
         assert!(subscriptions.iter().all(|(_, uri)| uri == &format!("https://hub.example.com/webhooks/shopify/{id}")));

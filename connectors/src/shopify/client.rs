@@ -379,6 +379,7 @@ pub const WEBHOOK_TOPICS: &[&str] = &[
     "orders/updated",
     "orders/paid",
     "orders/cancelled",
+    "orders/fulfilled",
 ];
 
 /// What `ensure_webhooks` found or did for one topic.

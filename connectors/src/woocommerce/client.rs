@@ -455,6 +455,7 @@ pub const WEBHOOK_TOPICS: &[&str] = &[
     "customer.updated",
     "order.created",
     "order.updated",
+    "order.restored",
 ];
 
 /// What [`ensure_webhooks`] found or did for one topic.

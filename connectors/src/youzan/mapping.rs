@@ -243,10 +243,10 @@ pub(super) fn order_record(
     let region = ctx.default_region.as_deref().unwrap_or(FALLBACK_REGION);
     let mut keys = KeySet::new(Some(region));
     // `phone` refuses masked and encrypted values, so they never become keys.
+    // The receiver's phone is not the buyer's: a gift would join two people.
     keys.customer_id(open_id.as_deref())
         .customer_id(buyer_id.as_deref())
-        .phone(buyer_phone.as_deref())
-        .phone(receiver_tel.as_deref());
+        .phone(buyer_phone.as_deref());
 
     let order = Order {
         number: tid.clone(),
