@@ -5,8 +5,8 @@
 //!   cargo bench --bench pipeline
 //!
 //! SQLite always; PostgreSQL too when `SHOPHUB_TEST_DATABASE_URL` is set.
-//! `SHOPHUB_BENCH_DELIVERIES` (default 4000) and `SHOPHUB_BENCH_CONCURRENCY`
-//! (default 64) size the run. Traffic goes only to 127.0.0.1.
+//! `SHOPHUB_BENCH_DELIVERIES` (default 4000), `SHOPHUB_BENCH_CONCURRENCY`
+//! (default 64) and `SHOPHUB_BENCH_IMPORT_RECORDS` (default 20000) size the run. Traffic goes only to 127.0.0.1.
 
 #[allow(dead_code, unused_imports, unused_macros)]
 #[path = "../tests/it/harness.rs"]
@@ -103,6 +103,46 @@ async fn run(backend: Backend, deliveries: usize, concurrency: usize) {
     );
 }
 
+/// Loads canonical JSON Lines through `shophub import`'s code path.
+async fn import(backend: Backend, records: usize) {
+    let hub = spawn(backend).await;
+    let ws = hub.workspace("bench").await;
+    let conn = hub
+        .connect(&ws, "custom", serde_json::json!({"default_region": "CN"}))
+        .await;
+    let file = hub.dir.path().join("records.jsonl");
+    let lines: Vec<String> = (0..records)
+        .map(|i| {
+            let buyer = i % (records / 3).max(1);
+            if i % 3 == 0 {
+                serde_json::json!({"kind": "customer", "external_id": format!("c{buyer}"), "updated_at": "2026-01-01T00:00:00Z",
+                    "name": "Bench Buyer", "emails": [format!("buyer{buyer}@example.com")], "phones": [format!("+86139{buyer:08}")]})
+            } else {
+                serde_json::json!({"kind": "order", "external_id": format!("o{i}"), "updated_at": "2026-02-01T00:00:00Z",
+                    "customer_external_id": format!("c{buyer}"), "email": format!("buyer{buyer}@example.com"),
+                    "status": "paid", "currency": "CNY", "total": "99.00", "line_items": []})
+            }
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let started = Instant::now();
+    let report = shophub::import::run(
+        hub.hub.store.as_ref(),
+        &conn.id,
+        &file,
+        &shophub::import::Format::JsonLines,
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "{backend:?}: import of {} canonical records (customers and their orders, resolved into profiles): {:.0}/s",
+        report.loaded,
+        report.loaded as f64 / elapsed.as_secs_f64()
+    );
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -110,9 +150,12 @@ async fn main() {
     }
     let deliveries = env_usize("SHOPHUB_BENCH_DELIVERIES", 4000);
     let concurrency = env_usize("SHOPHUB_BENCH_CONCURRENCY", 64);
+    let records = env_usize("SHOPHUB_BENCH_IMPORT_RECORDS", 20000);
     run(Backend::Sqlite, deliveries, concurrency).await;
+    import(Backend::Sqlite, records).await;
     if postgres_admin_url().is_some() {
         run(Backend::Postgres, deliveries, concurrency).await;
+        import(Backend::Postgres, records).await;
     } else {
         println!("Postgres: skipped (set SHOPHUB_TEST_DATABASE_URL)");
     }

@@ -141,17 +141,6 @@ pub fn default_region(settings: &str) -> Option<String> {
         .map(str::to_ascii_uppercase)
 }
 
-/// The values of `keys` (a platform's webhook signing secrets, current
-/// first) in a decrypted secrets object.
-pub fn webhook_secrets(secrets: &[u8], keys: &[&str]) -> Vec<String> {
-    let Ok(secrets) = serde_json::from_slice::<Map<String, Value>>(secrets) else {
-        return Vec::new();
-    };
-    keys.iter()
-        .filter_map(|key| secrets.get(*key)?.as_str().map(str::to_string))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,17 +170,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_region_and_secrets() {
+    fn reads_the_default_region() {
         assert_eq!(
             default_region(r#"{"default_region":"cn"}"#).as_deref(),
             Some("CN")
         );
         assert_eq!(default_region("{}"), None);
-        let secrets =
-            br#"{"previous_webhook_secret":"old","webhook_secret":"new","api_token":"t"}"#;
-        assert_eq!(
-            webhook_secrets(secrets, &["webhook_secret", "previous_webhook_secret"]),
-            vec!["new".to_string(), "old".to_string()]
-        );
     }
 }

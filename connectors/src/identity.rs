@@ -102,6 +102,17 @@ impl KeySet {
         self
     }
 
+    /// A WeChat unionid, kept verbatim (trimmed); blank ids are skipped.
+    pub fn wechat_unionid(&mut self, raw: Option<&str>) -> &mut Self {
+        if let Some(value) = raw.map(str::trim).filter(|v| !v.is_empty()) {
+            self.keys.insert(IdentityKey {
+                kind: KeyKind::WechatUnionid,
+                value: value.to_owned(),
+            });
+        }
+        self
+    }
+
     pub fn into_keys(self) -> Vec<IdentityKey> {
         self.keys.into_iter().collect()
     }

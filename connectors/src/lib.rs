@@ -32,16 +32,36 @@ pub mod bigcommerce;
 pub mod custom;
 #[cfg(feature = "douyin")]
 pub mod douyin;
+#[cfg(feature = "email")]
+pub mod email;
+#[cfg(feature = "google_business")]
+pub mod google_business;
+#[cfg(feature = "intercom")]
+pub mod intercom;
+#[cfg(feature = "judgeme")]
+pub mod judgeme;
+#[cfg(feature = "line")]
+pub mod line;
 #[cfg(feature = "magento")]
 pub mod magento;
+#[cfg(feature = "meta")]
+pub mod meta;
 #[cfg(feature = "shopify")]
 pub mod shopify;
 #[cfg(feature = "taobao")]
 pub mod taobao;
+#[cfg(feature = "telegram")]
+pub mod telegram;
+#[cfg(feature = "trustpilot")]
+pub mod trustpilot;
+#[cfg(feature = "wechat")]
+pub mod wechat;
 #[cfg(feature = "woocommerce")]
 pub mod woocommerce;
 #[cfg(feature = "youzan")]
 pub mod youzan;
+#[cfg(feature = "zendesk")]
+pub mod zendesk;
 
 pub use poll::{ConnectorError, PollingSource};
 pub use webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
@@ -65,6 +85,34 @@ pub fn registry() -> &'static [&'static dyn Connector] {
         &douyin::Douyin,
         #[cfg(feature = "custom")]
         &custom::Custom,
+        #[cfg(feature = "meta")]
+        &meta::Messenger,
+        #[cfg(feature = "meta")]
+        &meta::Instagram,
+        #[cfg(feature = "meta")]
+        &meta::WhatsApp,
+        #[cfg(feature = "wechat")]
+        &wechat::Wechat,
+        #[cfg(feature = "line")]
+        &line::Line,
+        #[cfg(feature = "telegram")]
+        &telegram::Telegram,
+        #[cfg(feature = "zendesk")]
+        &zendesk::Zendesk,
+        #[cfg(feature = "intercom")]
+        &intercom::Intercom,
+        #[cfg(feature = "email")]
+        &email::Mailgun,
+        #[cfg(feature = "email")]
+        &email::Sendgrid,
+        #[cfg(feature = "email")]
+        &email::Postmark,
+        #[cfg(feature = "judgeme")]
+        &judgeme::Judgeme,
+        #[cfg(feature = "google_business")]
+        &google_business::GoogleBusiness,
+        #[cfg(feature = "trustpilot")]
+        &trustpilot::Trustpilot,
     ]
 }
 

@@ -154,6 +154,19 @@ pub struct Message {
     /// The sender's handle on the channel (chat user id, address).
     pub sender_handle: Option<String>,
     pub text: Option<String>,
+    /// Email subject, or a ticket's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Names and sizes only: attachment contents are never stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: Option<String>,
+    pub content_type: Option<String>,
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,8 +210,12 @@ pub enum KeyKind {
     Email,
     /// E.164 phone number; global across platforms.
     Phone,
-    /// The platform's customer id; a key only within its connection.
+    /// The platform's customer id, or a chat platform's user id (page-scoped
+    /// PSID, WeChat openid, LINE userId...); a key only within its connection.
     CustomerId,
+    /// WeChat's unionid: the same for one person across all apps of one
+    /// open-platform account, so it joins connections.
+    WechatUnionid,
 }
 
 impl KeyKind {
@@ -207,6 +224,7 @@ impl KeyKind {
             KeyKind::Email => "email",
             KeyKind::Phone => "phone",
             KeyKind::CustomerId => "customer_id",
+            KeyKind::WechatUnionid => "wechat_unionid",
         }
     }
 

@@ -30,6 +30,8 @@ pub enum Resource {
     Orders,
     Customers,
     Reviews,
+    /// Conversations: chat, helpdesk tickets, mailboxes.
+    Messages,
 }
 
 impl Resource {
@@ -38,6 +40,7 @@ impl Resource {
             Resource::Orders => "orders",
             Resource::Customers => "customers",
             Resource::Reviews => "reviews",
+            Resource::Messages => "messages",
         }
     }
 

@@ -43,9 +43,46 @@ pub enum Intake {
         /// The platform's topic, such as `orders/create` or `order.updated`.
         topic: String,
     },
+    /// A real event whose verified content is not the raw body: the
+    /// platform wrapped it (WeChat's safe mode encrypts it), and the hub
+    /// stores this plaintext instead.
+    Unwrapped {
+        dedupe_key: String,
+        topic: String,
+        body: Vec<u8>,
+    },
     /// A handshake that must be answered 200 and carries no data
     /// (WooCommerce's unsigned `webhook_id=N` ping).
     Ping,
+}
+
+/// One webhook request as received, with the connection it is for.
+pub struct WebhookRequest<'a> {
+    pub settings: &'a Map<String, Value>,
+    /// The connection's decrypted secrets.
+    pub secrets: &'a Map<String, Value>,
+    /// The raw query string: some platforms sign there (WeChat) or
+    /// handshake there (Meta's `hub.challenge`).
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl WebhookRequest<'_> {
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings.get(key)?.as_str().filter(|v| !v.is_empty())
+    }
+
+    pub fn secret(&self, key: &str) -> Option<&str> {
+        self.secrets.get(key)?.as_str().filter(|v| !v.is_empty())
+    }
+
+    /// The first value of a query parameter, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +128,27 @@ pub trait WebhookSource: Send + Sync {
         body: &[u8],
     ) -> Result<Intake, VerifyError> {
         self.verify(secrets, headers, body)
+    }
+
+    /// Verifies a request with everything about it: the query string and
+    /// the connection's named secrets. The default hands the values of
+    /// `secret_keys` to `verify_connection`; platforms that sign in the query
+    /// or need named secrets (WeChat's token and AES key) override it.
+    fn verify_request(&self, request: &WebhookRequest<'_>) -> Result<Intake, VerifyError> {
+        let secrets: Vec<&[u8]> = self
+            .secret_keys()
+            .iter()
+            .filter_map(|key| request.secret(key))
+            .map(str::as_bytes)
+            .collect();
+        self.verify_connection(request.settings, &secrets, request.headers, request.body)
+    }
+
+    /// Answers the platform's GET verification handshake with the body to
+    /// send back (Meta's `hub.challenge`, WeChat's `echostr`). `None`: the
+    /// platform has no such handshake. An error is answered 403.
+    fn handshake(&self, _request: &WebhookRequest<'_>) -> Option<Result<String, VerifyError>> {
+        None
     }
 
     /// The body a platform expects in a 200 answer, when it expects a

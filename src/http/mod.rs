@@ -68,7 +68,10 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
 
     let webhooks = Router::new()
-        .route("/webhooks/{platform}/{id}", post(webhooks::receive))
+        .route(
+            "/webhooks/{platform}/{id}",
+            post(webhooks::receive).get(webhooks::handshake),
+        )
         .layer(DefaultBodyLimit::max(webhook_body_limit));
 
     Router::new()

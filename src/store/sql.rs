@@ -533,23 +533,34 @@ impl WriteTx for SqlWriteTx {
         .await?)
     }
 
-    async fn profiles_with_keys(&mut self, workspace_id: &str, keys: &[ScopedKey]) -> StoreResult<Vec<ProfileStub>> {
+    async fn profiles_with_keys(
+        &mut self,
+        workspace_id: &str,
+        keys: &[ScopedKey],
+    ) -> StoreResult<Vec<ProfileStub>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let matches = (0..keys.len())
+        // One indexed lookup per key, joined by UNION ALL: an OR over the
+        // keys would let the planner scan the whole table instead.
+        let lookups = (0..keys.len())
             .map(|i| {
                 let p = 2 + i * 3;
-                format!("(k.key_kind = ${p} AND k.key_scope = ${} AND k.key_value = ${})", p + 1, p + 2)
+                format!(
+                    "SELECT connection_id, record_kind, external_id FROM record_keys \
+                     WHERE workspace_id = $1 AND key_kind = ${p} AND key_value = ${} AND key_scope = ${}",
+                    p + 2,
+                    p + 1
+                )
             })
             .collect::<Vec<_>>()
-            .join(" OR ");
+            .join(" UNION ALL ");
         let sql = format!(
-            "SELECT DISTINCT p.id, p.created_at FROM record_keys k \
+            "SELECT DISTINCT p.id, p.created_at FROM ({lookups}) k \
              JOIN source_records r ON r.connection_id = k.connection_id \
                AND r.kind = k.record_kind AND r.external_id = k.external_id \
              JOIN profiles p ON p.id = r.profile_id \
-             WHERE k.workspace_id = $1 AND ({matches}) ORDER BY p.created_at, p.id"
+             ORDER BY p.created_at, p.id"
         );
         let mut query = sqlx::query_as(&sql).bind(workspace_id);
         for key in keys {

@@ -73,9 +73,10 @@ impl PollingSource for BigCommerce {
         match resource {
             Resource::Orders => poll_orders(api, &sweep).await,
             Resource::Customers => poll_customers(api, &sweep).await,
-            Resource::Reviews => Err(ConnectorError::Permanent(
-                "bigcommerce does not sync reviews".to_owned(),
-            )),
+            Resource::Reviews | Resource::Messages => Err(ConnectorError::Permanent(format!(
+                "bigcommerce does not sync {}",
+                resource.as_str()
+            ))),
         }
     }
 
@@ -126,9 +127,10 @@ impl PollingSource for BigCommerce {
                     .collect::<Result<_, _>>()
                     .map_err(ConnectorError::Malformed)
             }
-            Resource::Reviews => Err(ConnectorError::Permanent(
-                "bigcommerce does not sync reviews".to_owned(),
-            )),
+            Resource::Reviews | Resource::Messages => Err(ConnectorError::Permanent(format!(
+                "bigcommerce does not sync {}",
+                resource.as_str()
+            ))),
         }
     }
 }

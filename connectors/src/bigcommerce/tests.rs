@@ -219,6 +219,7 @@ fn dedupe_key_of(body: &Value) -> String {
     {
         Intake::Delivery { dedupe_key, .. } => dedupe_key,
         Intake::Ping => panic!("not a delivery"),
+        Intake::Unwrapped { .. } => panic!("not unwrapped"),
     }
 }
 

@@ -309,6 +309,8 @@ fn message(
         sender_name: sender_field("name")?,
         sender_handle: sender_field("handle")?,
         text: text(r, "text")?,
+        subject: text(r, "subject")?,
+        attachments: Vec::new(),
     };
     Ok(SourceRecord {
         external_id,

@@ -468,6 +468,8 @@ fn a_message_decodes_exactly() {
             sender_name: Some("张伟".to_owned()),
             sender_handle: Some("wx_zhangwei".to_owned()),
             text: Some("请问什么时候发货?".to_owned()),
+            subject: None,
+            attachments: Vec::new(),
         })
     );
 }

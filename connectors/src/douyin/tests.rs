@@ -287,6 +287,7 @@ fn dedupe_keys_are_stable_per_batch() {
         {
             Intake::Delivery { dedupe_key, .. } => dedupe_key,
             Intake::Ping => panic!("ping"),
+            Intake::Unwrapped { .. } => panic!("not unwrapped"),
         }
     };
     let push = push_fixture();

@@ -60,9 +60,10 @@ impl PollingSource for Magento {
                     mapping::customer_record(c, api.default_region)
                 })
             }
-            Resource::Reviews => Err(ConnectorError::Permanent(
-                "magento does not sync reviews".to_owned(),
-            )),
+            Resource::Reviews | Resource::Messages => Err(ConnectorError::Permanent(format!(
+                "magento does not sync {}",
+                resource.as_str()
+            ))),
         }
     }
 }

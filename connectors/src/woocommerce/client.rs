@@ -81,7 +81,8 @@ impl PollingSource for WooCommerce {
 
     fn start_cursor(&self, resource: Resource, since: Option<DateTime<Utc>>) -> Value {
         let cursor = match resource {
-            Resource::Orders | Resource::Reviews => Cursor {
+            // Messages are refused by `poll`; the cursor shape does not matter.
+            Resource::Orders | Resource::Reviews | Resource::Messages => Cursor {
                 after: since,
                 watermark: since,
                 ..Cursor::default()
@@ -101,6 +102,12 @@ impl PollingSource for WooCommerce {
         resource: Resource,
         cursor: &Value,
     ) -> Result<Page, ConnectorError> {
+        if !RESOURCES.contains(&resource) {
+            return Err(ConnectorError::Permanent(format!(
+                "woocommerce does not sync {}",
+                resource.as_str()
+            )));
+        }
         let cursor = Cursor::read(cursor)?;
         let response = call(
             api,
@@ -129,6 +136,7 @@ fn path(resource: Resource) -> &'static str {
         Resource::Orders => "orders",
         Resource::Customers => "customers",
         Resource::Reviews => "products/reviews",
+        Resource::Messages => unreachable!("poll refuses resources WooCommerce does not have"),
     }
 }
 
@@ -192,7 +200,7 @@ impl Cursor {
     fn next_sweep(resource: Resource, previous: &Cursor) -> (Cursor, Option<DateTime<Utc>>) {
         let lookback = chrono::Duration::from_std(LOOKBACK).expect("lookback fits");
         match resource {
-            Resource::Orders | Resource::Reviews => {
+            Resource::Orders | Resource::Reviews | Resource::Messages => {
                 let watermark = previous.watermark.max(previous.seen);
                 let overlap = match resource {
                     Resource::Reviews => {
@@ -256,6 +264,7 @@ fn list_query(api: &Api<'_>, resource: Resource, cursor: &Cursor) -> Vec<(&'stat
                 query.push(("after", after.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
             }
         }
+        Resource::Messages => unreachable!("poll refuses resources WooCommerce does not have"),
     }
     if cursor.offset == 0 {
         query.push(("page", "1".to_owned()));

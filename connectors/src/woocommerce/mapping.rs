@@ -92,6 +92,7 @@ pub(super) fn decode_collection(
                 Ok(Row { id, record })
             })
             .collect(),
+        Resource::Messages => unreachable!("poll refuses resources WooCommerce does not have"),
     }
 }
 

@@ -55,6 +55,7 @@ fn dedupe_key_of(body: &[u8]) -> String {
     {
         Intake::Delivery { dedupe_key, .. } => dedupe_key,
         Intake::Ping => panic!("not a delivery"),
+        Intake::Unwrapped { .. } => panic!("not unwrapped"),
     }
 }
 

@@ -324,6 +324,7 @@ fn resends_share_the_dedupe_key_and_bodies_without_msg_id_hash() {
         {
             Intake::Delivery { dedupe_key, .. } => dedupe_key,
             Intake::Ping => panic!("ping"),
+            Intake::Unwrapped { .. } => panic!("not unwrapped"),
         }
     };
     assert_eq!(key_of(&first), key_of(&resend));
