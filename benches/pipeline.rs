@@ -127,11 +127,13 @@ async fn import(backend: Backend, records: usize) {
         .collect();
     std::fs::write(&file, lines.join("\n")).unwrap();
     let started = Instant::now();
+    let rules = shophub::complaints::ComplaintRules::default();
     let report = shophub::import::run(
         hub.hub.store.as_ref(),
         &conn.id,
         &file,
         &shophub::import::Format::JsonLines,
+        &rules,
     )
     .await
     .unwrap();

@@ -54,6 +54,7 @@ impl Hub {
             self.store.clone(),
             self.master_key.clone(),
             self.config.public_url.clone(),
+            Arc::new(self.config.complaints.clone()),
         )
     }
 

@@ -48,6 +48,8 @@ pub struct Config {
     /// webhook subscriptions and OAuth redirects point there. Unset, the hub
     /// registers no webhooks and offers no OAuth installs.
     pub public_url: Option<String>,
+    /// What counts as a complaint (`[complaints]` in the file).
+    pub complaints: crate::complaints::ComplaintRules,
     /// Seconds between reconciliation sweeps of each pollable connection;
     /// 0 turns scheduled polling off (backfills still run on request).
     pub sync_interval_seconds: u64,
@@ -72,6 +74,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             sync_interval_seconds: 300,
             public_url: None,
+            complaints: crate::complaints::ComplaintRules::default(),
         }
     }
 }
@@ -95,6 +98,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("sync_interval_seconds", &self.sync_interval_seconds)
             .field("public_url", &self.public_url)
+            .field("complaints", &self.complaints)
             .finish()
     }
 }

@@ -21,6 +21,7 @@ pub mod app;
 pub mod backfill;
 pub mod cli;
 pub mod clock;
+pub mod complaints;
 pub mod config;
 pub mod connections;
 pub mod crypto;

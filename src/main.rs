@@ -43,7 +43,14 @@ async fn main() -> anyhow::Result<()> {
             map,
         } => {
             let format = import_format(&file, preset, kind, map)?;
-            let report = import::run(hub.store.as_ref(), &connection, &file, &format).await?;
+            let report = import::run(
+                hub.store.as_ref(),
+                &connection,
+                &file,
+                &format,
+                &hub.config.complaints,
+            )
+            .await?;
             for (line, reason) in &report.rejected {
                 eprintln!("line {line}: skipped: {reason}");
             }

@@ -47,6 +47,25 @@ pub struct Traits {
     pub total_spent: BTreeMap<String, String>,
     pub first_order_at: Option<String>,
     pub last_order_at: Option<String>,
+    pub complaints: ComplaintCounts,
+}
+
+/// Open complaints, in all and by severity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComplaintCounts {
+    pub open: i64,
+    pub by_severity: BTreeMap<String, i64>,
+}
+
+impl ComplaintCounts {
+    pub fn of(severities: &[String]) -> ComplaintCounts {
+        let mut counts = ComplaintCounts::default();
+        for severity in severities {
+            counts.open += 1;
+            *counts.by_severity.entry(severity.clone()).or_default() += 1;
+        }
+        counts
+    }
 }
 
 /// A stored record decoded back into the common model.

@@ -10,11 +10,13 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use shophub_connectors::model::SourceRecord;
+use shophub_connectors::model::{RecordBody, SourceRecord};
 
+use crate::complaints::ComplaintRules;
 use crate::profile;
 use crate::store::{
-    NewChange, NewRecord, ProfileStub, RecordRef, ScopedKey, StoreError, StoreResult, WriteTx,
+    NewChange, NewComplaint, NewRecord, ProfileStub, RecordRef, ScopedKey, StoreError, StoreResult,
+    WriteTx,
 };
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,7 @@ pub async fn apply(
     tx: &mut dyn WriteTx,
     workspace_id: &str,
     batches: &[Batch<'_>],
+    rules: &ComplaintRules,
     now: i64,
 ) -> StoreResult<Applied> {
     let mut applied = Applied::default();
@@ -122,6 +125,10 @@ pub async fn apply(
         };
 
         let data = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (channel, conversation_id) = match &record.body {
+            RecordBody::Message(m) => (Some(m.channel.as_str()), Some(m.conversation_id.as_str())),
+            _ => (None, None),
+        };
         tx.upsert_record(&NewRecord {
             workspace_id,
             connection_id,
@@ -132,40 +139,71 @@ pub async fn apply(
             data: &data,
             profile_id: &profile_id,
             keys: &keys,
+            channel,
+            conversation_id,
             now,
         })
         .await?;
+        match rules.classify(record) {
+            Some(complaint) => {
+                let severity = complaint.severity.as_str();
+                let reason = &complaint.reason;
+                tx.set_complaint(&NewComplaint {
+                    workspace_id,
+                    record: &at,
+                    severity,
+                    reason,
+                    now,
+                })
+                .await?;
+            }
+            None => tx.clear_complaint(&at).await?,
+        }
         touched.insert(profile_id);
         applied.records += 1;
     }
 
     for id in &touched {
-        let records = tx.profile_records(id).await?;
-        let view = profile::compute(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let view_json =
-            serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let is_new = created.contains(id);
-        if !is_new && tx.profile_view(id).await? == view_json {
-            continue;
+        if refresh_profile(tx, workspace_id, id, created.contains(id), now).await? {
+            applied.changes += 1;
         }
-        tx.save_profile_view(id, &view_json, now).await?;
-        let kind = if is_new {
-            "profile.created"
-        } else {
-            "profile.updated"
-        };
-        let data = json!({ "profile": view }).to_string();
-        tx.append_change(&NewChange {
-            workspace_id,
-            kind,
-            profile_id: id,
-            data: &data,
-            now,
-        })
-        .await?;
-        applied.changes += 1;
     }
     Ok(applied)
+}
+
+/// Recomputes a profile's view from its records and open complaints, and
+/// announces it in the change feed if it is new or changed. Returns whether
+/// a change was appended.
+pub async fn refresh_profile(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    id: &str,
+    is_new: bool,
+    now: i64,
+) -> StoreResult<bool> {
+    let records = tx.profile_records(id).await?;
+    let mut view = profile::compute(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    view.traits.complaints = profile::ComplaintCounts::of(&tx.open_complaint_severities(id).await?);
+    let view_json = serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if !is_new && tx.profile_view(id).await? == view_json {
+        return Ok(false);
+    }
+    tx.save_profile_view(id, &view_json, now).await?;
+    let kind = if is_new {
+        "profile.created"
+    } else {
+        "profile.updated"
+    };
+    let data = json!({ "profile": view }).to_string();
+    tx.append_change(&NewChange {
+        workspace_id,
+        kind,
+        profile_id: id,
+        data: &data,
+        now,
+    })
+    .await?;
+    Ok(true)
 }
 
 #[allow(clippy::too_many_arguments)]

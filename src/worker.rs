@@ -208,7 +208,14 @@ impl Worker {
             })
             .collect();
         let mut tx = self.store.begin_write(workspace_id).await?;
-        resolve::apply(tx.as_mut(), workspace_id, &batches, now).await?;
+        resolve::apply(
+            tx.as_mut(),
+            workspace_id,
+            &batches,
+            self.syncer.rules(),
+            now,
+        )
+        .await?;
         for (delivery, _) in decoded {
             if !tx
                 .complete_delivery(delivery.id, &delivery.lease_token, now)

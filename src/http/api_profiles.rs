@@ -14,7 +14,7 @@ use super::extract::AppQuery;
 use super::AppState;
 use crate::clock::to_rfc3339;
 use crate::profile::{decode_record, rfc3339, ProfileView};
-use crate::store::{ProfileQuery, ProfileRow, StoredRecord};
+use crate::store::{ProfileQuery, ProfileRow, StoredRecord, TimelineFilter};
 
 #[derive(Deserialize)]
 pub struct FindQuery {
@@ -84,6 +84,11 @@ pub async fn show(
 #[derive(Deserialize)]
 pub struct TimelineQuery {
     limit: Option<i64>,
+    /// order, message or review.
+    kind: Option<String>,
+    /// A message's channel (`whatsapp`, `email`...), or a record's platform.
+    channel: Option<String>,
+    conversation: Option<String>,
 }
 
 pub async fn timeline(
@@ -98,11 +103,64 @@ pub async fn timeline(
         .await?
         .ok_or_else(|| ApiError::not_found("profile"))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let records = state.store.timeline(&row.id, limit).await?;
-    let data = records
+    if let Some(kind) = query.kind.as_deref() {
+        if !["order", "message", "review"].contains(&kind) {
+            return Err(ApiError::validation(
+                "kind",
+                "must be order, message or review",
+            ));
+        }
+    }
+    let filter = TimelineFilter {
+        kind: query.kind,
+        channel: query.channel,
+        conversation_id: query.conversation,
+    };
+    let records = state.store.timeline(&row.id, &filter, limit).await?;
+    let complaints = state.store.profile_complaints(&row.id).await?;
+    let mut data = Vec::with_capacity(records.len());
+    for record in &records {
+        let mut entry = timeline_entry(record)?;
+        let complaint = complaints.iter().find(|c| {
+            c.connection_id == record.connection_id
+                && c.record_kind == record.kind
+                && c.external_id == record.external_id
+        });
+        if let Some(complaint) = complaint {
+            entry["complaint"] = json!({ "id": complaint.id, "severity": complaint.severity, "status": complaint.status });
+        }
+        data.push(entry);
+    }
+    Ok(Json(json!({ "profile_id": row.id, "data": data })))
+}
+
+/// `GET /v1/profiles/{id}/conversations`: chats and mail threads, most
+/// recent first; `timeline?conversation=ID` shows one.
+pub async fn conversations(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = state
+        .store
+        .get_profile(&workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let data: Vec<Value> = state
+        .store
+        .conversations(&row.id)
+        .await?
         .iter()
-        .map(timeline_entry)
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|c| {
+            json!({
+                "conversation_id": c.conversation_id,
+                "channel": c.channel,
+                "messages": c.messages,
+                "first_at": to_rfc3339(c.first_at),
+                "last_at": to_rfc3339(c.last_at),
+            })
+        })
+        .collect();
     Ok(Json(json!({ "profile_id": row.id, "data": data })))
 }
 
@@ -153,7 +211,10 @@ fn timeline_entry(stored: &StoredRecord) -> Result<Value, ApiError> {
             "conversation_id": message.conversation_id,
             "channel": message.channel,
             "direction": message.direction,
+            "sender": message.sender_name,
+            "subject": message.subject,
             "text": message.text,
+            "attachments": message.attachments,
         });
     }
     Ok(entry)

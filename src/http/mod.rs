@@ -1,5 +1,6 @@
 //! The HTTP surface: webhook intake, the `/v1` API and operations endpoints.
 
+mod api_complaints;
 mod api_connections;
 mod api_feed;
 mod api_inbox;
@@ -62,7 +63,13 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         .route("/profiles", get(api_profiles::find))
         .route("/profiles/{id}", get(api_profiles::show))
         .route("/profiles/{id}/timeline", get(api_profiles::timeline))
+        .route(
+            "/profiles/{id}/conversations",
+            get(api_profiles::conversations),
+        )
         .route("/changes", get(api_feed::changes))
+        .route("/complaints", get(api_complaints::list))
+        .route("/complaints/{id}/resolve", post(api_complaints::resolve))
         .route("/inbox", get(api_inbox::list))
         .route("/inbox/{id}/replay", post(api_inbox::replay))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));

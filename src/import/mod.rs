@@ -15,6 +15,7 @@ use shophub_connectors::model::SourceRecord;
 use shophub_connectors::DecodeContext;
 
 use crate::clock::now_ms;
+use crate::complaints::ComplaintRules;
 use crate::resolve::{self, Batch};
 use crate::store::Store;
 use presets::Mapping;
@@ -40,6 +41,7 @@ pub async fn run(
     connection_id: &str,
     path: &Path,
     format: &Format,
+    rules: &ComplaintRules,
 ) -> anyhow::Result<Report> {
     let connection = store
         .connection_secrets(connection_id)
@@ -50,6 +52,12 @@ pub async fn run(
         default_region: crate::connections::default_region(&connection.settings),
     };
     let rows = read(path, format)?;
+    let target = Target {
+        store,
+        workspace_id: &connection.workspace_id,
+        connection_id,
+        rules,
+    };
 
     let mut report = Report::default();
     let mut pending: Vec<SourceRecord> = Vec::with_capacity(BATCH);
@@ -59,20 +67,29 @@ pub async fn run(
             Err(reason) => report.rejected.push((line, reason)),
         }
         if pending.len() == BATCH {
-            report.loaded +=
-                apply(store, &connection.workspace_id, connection_id, &mut pending).await?;
+            report.loaded += apply(&target, &mut pending).await?;
         }
     }
-    report.loaded += apply(store, &connection.workspace_id, connection_id, &mut pending).await?;
+    report.loaded += apply(&target, &mut pending).await?;
     Ok(report)
 }
 
-async fn apply(
-    store: &dyn Store,
-    workspace_id: &str,
-    connection_id: &str,
-    pending: &mut Vec<SourceRecord>,
-) -> anyhow::Result<usize> {
+/// Where records go and how they are judged.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    store: &'a dyn Store,
+    workspace_id: &'a str,
+    connection_id: &'a str,
+    rules: &'a ComplaintRules,
+}
+
+async fn apply(target: &Target<'_>, pending: &mut Vec<SourceRecord>) -> anyhow::Result<usize> {
+    let Target {
+        store,
+        workspace_id,
+        connection_id,
+        rules,
+    } = *target;
     if pending.is_empty() {
         return Ok(0);
     }
@@ -84,6 +101,7 @@ async fn apply(
             connection_id,
             records: pending,
         }],
+        rules,
         now_ms(),
     )
     .await?;

@@ -170,6 +170,16 @@ pub trait Store: Send + Sync {
     /// The connection an OAuth `state` was issued for, once: it is consumed.
     async fn take_oauth_state(&self, state: &str, not_before: i64) -> StoreResult<Option<String>>;
 
+    /// Complaints of a workspace by status (and severity), newest first.
+    async fn complaints(
+        &self,
+        workspace_id: &str,
+        status: &str,
+        severity: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ComplaintRow>>;
+    async fn profile_complaints(&self, profile_id: &str) -> StoreResult<Vec<ComplaintRow>>;
+
     async fn find_profiles(
         &self,
         workspace_id: &str,
@@ -177,7 +187,14 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<String>>;
     /// The profile, following merges to the survivor.
     async fn get_profile(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ProfileRow>>;
-    async fn timeline(&self, profile_id: &str, limit: i64) -> StoreResult<Vec<StoredRecord>>;
+    async fn timeline(
+        &self,
+        profile_id: &str,
+        filter: &TimelineFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredRecord>>;
+    /// The profile's conversations, most recent first.
+    async fn conversations(&self, profile_id: &str) -> StoreResult<Vec<ConversationRow>>;
     async fn changes(
         &self,
         workspace_id: &str,
@@ -212,6 +229,20 @@ pub trait WriteTx: Send {
         now: i64,
     ) -> StoreResult<()>;
     async fn append_change(&mut self, change: &NewChange<'_>) -> StoreResult<i64>;
+    /// Flags the record as a complaint (an existing one keeps its status).
+    async fn set_complaint(&mut self, complaint: &NewComplaint<'_>) -> StoreResult<()>;
+    /// The record is no longer a complaint: an open one goes away.
+    async fn clear_complaint(&mut self, record: &RecordRef<'_>) -> StoreResult<()>;
+    /// Severities of the profile's open complaints.
+    async fn open_complaint_severities(&mut self, profile_id: &str) -> StoreResult<Vec<String>>;
+    /// Marks an open complaint resolved; its profile, or `None` if there is
+    /// no such open complaint in the workspace.
+    async fn resolve_complaint(
+        &mut self,
+        workspace_id: &str,
+        id: i64,
+        now: i64,
+    ) -> StoreResult<Option<String>>;
     /// Moves a sync stream to the page's cursor; false if the stream is no
     /// longer at the expected cursor, in which case the transaction must not
     /// commit.

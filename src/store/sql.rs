@@ -422,6 +422,26 @@ impl Store for SqlStore {
             .await?)
     }
 
+    async fn complaints(&self, workspace_id: &str, status: &str, severity: Option<&str>, limit: i64) -> StoreResult<Vec<ComplaintRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{COMPLAINT_COLUMNS} WHERE c.workspace_id = $1 AND c.status = $2 AND ($3 = '' OR c.severity = $3) \
+             ORDER BY c.id DESC LIMIT $4"
+        ))
+        .bind(workspace_id)
+        .bind(status)
+        .bind(severity.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn profile_complaints(&self, profile_id: &str) -> StoreResult<Vec<ComplaintRow>> {
+        Ok(sqlx::query_as(&format!("{COMPLAINT_COLUMNS} WHERE r.profile_id = $1 ORDER BY c.id"))
+            .bind(profile_id)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
     async fn find_profiles(&self, workspace_id: &str, query: &ProfileQuery) -> StoreResult<Vec<String>> {
         let (kind, value, platform) = match query {
             ProfileQuery::Email(v) => ("email", v.as_str(), None),
@@ -478,15 +498,33 @@ impl Store for SqlStore {
         Err(StoreError::Corrupt(format!("profile alias chain from {id} does not end")))
     }
 
-    async fn timeline(&self, profile_id: &str, limit: i64) -> StoreResult<Vec<StoredRecord>> {
+    async fn timeline(&self, profile_id: &str, filter: &TimelineFilter, limit: i64) -> StoreResult<Vec<StoredRecord>> {
         Ok(sqlx::query_as(
             "SELECT r.connection_id, c.platform, r.kind, r.external_id, r.version, r.occurred_at, r.data \
              FROM source_records r JOIN connections c ON c.id = r.connection_id \
              WHERE r.profile_id = $1 AND r.kind <> 'customer' \
-             ORDER BY r.occurred_at DESC, r.external_id DESC LIMIT $2",
+               AND ($2 = '' OR r.kind = $2) \
+               AND ($3 = '' OR COALESCE(r.channel, c.platform) = $3) \
+               AND ($4 = '' OR r.conversation_id = $4) \
+             ORDER BY r.occurred_at DESC, r.external_id DESC LIMIT $5",
         )
         .bind(profile_id)
+        .bind(filter.kind.as_deref().unwrap_or(""))
+        .bind(filter.channel.as_deref().unwrap_or(""))
+        .bind(filter.conversation_id.as_deref().unwrap_or(""))
         .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn conversations(&self, profile_id: &str) -> StoreResult<Vec<ConversationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT conversation_id, MAX(channel) AS channel, COUNT(*) AS messages, \
+               MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at \
+             FROM source_records WHERE profile_id = $1 AND kind = 'message' AND conversation_id IS NOT NULL \
+             GROUP BY conversation_id ORDER BY last_at DESC, conversation_id",
+        )
+        .bind(profile_id)
         .fetch_all(&self.read)
         .await?)
     }
@@ -506,6 +544,14 @@ impl Store for SqlStore {
 
 const STREAM_COLUMNS: &str = "SELECT connection_id, stream, cursor, since, watermark, caught_up, records, pages, \
     started_at, last_success_at, last_error, last_error_at, updated_at FROM sync_streams";
+
+/// A complaint with its record's profile, platform and time.
+const COMPLAINT_COLUMNS: &str = "SELECT c.id, r.profile_id, c.connection_id, cn.platform, c.record_kind, \
+    c.external_id, c.severity, c.reason, c.status, r.occurred_at, c.created_at, c.resolved_at \
+    FROM complaints c \
+    JOIN source_records r ON r.connection_id = c.connection_id AND r.kind = c.record_kind \
+      AND r.external_id = c.external_id \
+    JOIN connections cn ON cn.id = c.connection_id";
 
 const SYNC_TARGET_COLUMNS: &str =
     "SELECT id, workspace_id, platform, settings, secrets, auth_status FROM connections";
@@ -615,11 +661,12 @@ impl WriteTx for SqlWriteTx {
     async fn upsert_record(&mut self, r: &NewRecord<'_>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO source_records (workspace_id, connection_id, kind, external_id, version, \
-               occurred_at, data, profile_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+               occurred_at, data, profile_id, created_at, updated_at, channel, conversation_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) \
              ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
                version = excluded.version, occurred_at = excluded.occurred_at, data = excluded.data, \
-               profile_id = excluded.profile_id, updated_at = excluded.updated_at",
+               profile_id = excluded.profile_id, updated_at = excluded.updated_at, \
+               channel = excluded.channel, conversation_id = excluded.conversation_id",
         )
         .bind(r.workspace_id)
         .bind(r.connection_id)
@@ -630,6 +677,8 @@ impl WriteTx for SqlWriteTx {
         .bind(r.data)
         .bind(r.profile_id)
         .bind(r.now)
+        .bind(r.channel)
+        .bind(r.conversation_id)
         .execute(&mut *self.tx)
         .await?;
         sqlx::query("DELETE FROM record_keys WHERE connection_id = $1 AND record_kind = $2 AND external_id = $3")
@@ -701,6 +750,71 @@ impl WriteTx for SqlWriteTx {
         .bind(c.data)
         .bind(c.now)
         .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn set_complaint(&mut self, c: &NewComplaint<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO complaints (workspace_id, connection_id, record_kind, external_id, severity, reason, \
+               status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) \
+             ON CONFLICT (connection_id, record_kind, external_id) DO UPDATE SET \
+               severity = excluded.severity, reason = excluded.reason",
+        )
+        .bind(c.workspace_id)
+        .bind(c.record.connection_id)
+        .bind(c.record.kind)
+        .bind(c.record.external_id)
+        .bind(c.severity)
+        .bind(c.reason)
+        .bind(c.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_complaint(&mut self, r: &RecordRef<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM complaints WHERE connection_id = $1 AND record_kind = $2 AND external_id = $3 \
+               AND status = 'open'",
+        )
+        .bind(r.connection_id)
+        .bind(r.kind)
+        .bind(r.external_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn open_complaint_severities(&mut self, profile_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT c.severity FROM complaints c JOIN source_records r ON r.connection_id = c.connection_id \
+               AND r.kind = c.record_kind AND r.external_id = c.external_id \
+             WHERE r.profile_id = $1 AND c.status = 'open'",
+        )
+        .bind(profile_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn resolve_complaint(&mut self, workspace_id: &str, id: i64, now: i64) -> StoreResult<Option<String>> {
+        let record: Option<(String, String, String)> = sqlx::query_as(
+            "UPDATE complaints SET status = 'resolved', resolved_at = $3 \
+             WHERE workspace_id = $1 AND id = $2 AND status = 'open' \
+             RETURNING connection_id, record_kind, external_id",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some((connection_id, kind, external_id)) = record else { return Ok(None) };
+        Ok(sqlx::query_scalar(
+            "SELECT profile_id FROM source_records WHERE connection_id = $1 AND kind = $2 AND external_id = $3",
+        )
+        .bind(connection_id)
+        .bind(kind)
+        .bind(external_id)
+        .fetch_optional(&mut *self.tx)
         .await?)
     }
 

@@ -167,7 +167,27 @@ pub struct NewRecord<'a> {
     pub data: &'a str,
     pub profile_id: &'a str,
     pub keys: &'a [ScopedKey],
+    /// Messages only: their channel and conversation.
+    pub channel: Option<&'a str>,
+    pub conversation_id: Option<&'a str>,
     pub now: i64,
+}
+
+/// Which of a profile's records a timeline shows.
+#[derive(Debug, Default)]
+pub struct TimelineFilter {
+    pub kind: Option<String>,
+    pub channel: Option<String>,
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationRow {
+    pub conversation_id: String,
+    pub channel: String,
+    pub messages: i64,
+    pub first_at: i64,
+    pub last_at: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -229,4 +249,28 @@ pub struct SyncTarget {
     pub settings: String,
     pub secrets: Vec<u8>,
     pub auth_status: String,
+}
+
+pub struct NewComplaint<'a> {
+    pub workspace_id: &'a str,
+    pub record: &'a RecordRef<'a>,
+    pub severity: &'a str,
+    pub reason: &'a str,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ComplaintRow {
+    pub id: i64,
+    pub profile_id: String,
+    pub connection_id: String,
+    pub platform: String,
+    pub record_kind: String,
+    pub external_id: String,
+    pub severity: String,
+    pub reason: String,
+    pub status: String,
+    pub occurred_at: i64,
+    pub created_at: i64,
+    pub resolved_at: Option<i64>,
 }

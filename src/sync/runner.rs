@@ -11,6 +11,7 @@ use shophub_connectors::{ConnectorError, PollingSource};
 
 use super::RateBudgets;
 use crate::clock::now_ms;
+use crate::complaints::ComplaintRules;
 use crate::crypto::MasterKey;
 use crate::resolve::{self, Batch};
 use crate::store::{Store, StoreError, StreamAdvance, StreamRow, SyncTarget};
@@ -74,6 +75,7 @@ pub struct Syncer {
     budgets: RateBudgets,
     /// Where platforms reach this hub; webhook upkeep needs it.
     public_url: Option<String>,
+    rules: Arc<ComplaintRules>,
 }
 
 /// A connection's decrypted view, for building API contexts.
@@ -86,7 +88,12 @@ struct Account {
 }
 
 impl Syncer {
-    pub fn new(store: Arc<dyn Store>, master_key: MasterKey, public_url: Option<String>) -> Syncer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        public_url: Option<String>,
+        rules: Arc<ComplaintRules>,
+    ) -> Syncer {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("shophub/", env!("CARGO_PKG_VERSION")))
@@ -99,12 +106,18 @@ impl Syncer {
             http,
             budgets: RateBudgets::default(),
             public_url,
+            rules,
         }
     }
 
     /// The HTTP client every platform call goes through.
     pub fn client(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// What counts as a complaint when records are applied.
+    pub fn rules(&self) -> &ComplaintRules {
+        &self.rules
     }
 
     pub fn public_url(&self) -> Option<&str> {
@@ -435,7 +448,14 @@ impl Syncer {
             connection_id: &account.target.id,
             records: &page.records,
         }];
-        resolve::apply(tx.as_mut(), &account.target.workspace_id, &batch, now).await?;
+        resolve::apply(
+            tx.as_mut(),
+            &account.target.workspace_id,
+            &batch,
+            &self.rules,
+            now,
+        )
+        .await?;
         let advanced = tx
             .advance_stream(&StreamAdvance {
                 connection_id: &account.target.id,

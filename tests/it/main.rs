@@ -7,6 +7,7 @@ mod import;
 
 mod api;
 mod cli;
+mod conversations;
 mod durability;
 mod pipeline;
 mod platforms;
