@@ -124,11 +124,15 @@ pub fn validate(input: &ConnectionInput) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A required value: a non-empty string, or a non-empty list of them (such
+/// as a mail connection's `own_addresses`).
 fn require_text(object: &Map<String, Value>, key: &str) -> Result<(), &'static str> {
+    let filled = |v: &Value| v.as_str().is_some_and(|s| !s.trim().is_empty());
     match object.get(key) {
         None => Err("is required"),
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
-        Some(_) => Err("must be a non-empty string"),
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(filled) => Ok(()),
+        Some(_) => Err("must be a non-empty string or list of strings"),
     }
 }
 

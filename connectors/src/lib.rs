@@ -18,10 +18,13 @@
 pub mod http;
 pub mod identity;
 pub mod model;
+#[cfg(any(feature = "judgeme", feature = "trustpilot"))]
+mod newest_first;
 mod payload;
 pub mod poll;
 pub mod signature;
 pub mod webhook;
+mod window;
 
 #[cfg(test)]
 pub mod testkit;

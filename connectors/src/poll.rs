@@ -45,9 +45,14 @@ impl Resource {
     }
 
     pub fn parse(name: &str) -> Option<Resource> {
-        [Resource::Orders, Resource::Customers, Resource::Reviews]
-            .into_iter()
-            .find(|r| r.as_str() == name)
+        [
+            Resource::Orders,
+            Resource::Customers,
+            Resource::Reviews,
+            Resource::Messages,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
     }
 }
 

@@ -11,28 +11,26 @@
 //! # Cursor
 //! `order.searchList` filters by `update_time_start`/`update_time_end`
 //! (seconds) and pages by `page` (from 0) and `size` (≤ 100), ordered by
-//! `update_time` ascending. A sweep covers `[from, until]`, `until` fixed by
-//! its first call, in windows of [`WINDOW`] sharing their boundary second.
-//! Pages inside a window are numbered under a fixed query, so records
-//! sharing a timestamp are never skipped; when `total` changes between pages
-//! (an order updated mid-sweep leaves the window) the window restarts at page
-//! 0. A window reporting more than [`MAX_RESULTS`] orders is halved. When the
-//! last window is read the watermark becomes the highest `update_time` seen
-//! (or the sweep end minus [`LOOKBACK`], if higher) and the returned cursor
-//! starts the next sweep at watermark minus [`LOOKBACK`].
+//! `update_time` ascending. It is read by the windowed sweep of
+//! [`crate::window`] in windows of [`WINDOW`]; a change of `total` between
+//! pages restarts a window, and one reporting more than [`MAX_RESULTS`]
+//! orders is halved.
 
-use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::mapping::{self, ShopOrder};
 use super::Douyin;
 use crate::http;
 use crate::model::SourceRecord;
-use crate::poll::{Api, ConnectorError, Page, PollingSource, Resource, LOOKBACK};
+use crate::poll::{Api, ConnectorError, Page, PollingSource, Resource};
 use crate::signature::hmac_sha256;
 use crate::webhook::DecodeError;
+use crate::window::{self, Answer, Sweep};
+
+pub(super) use crate::window::Cursor;
 
 pub(super) const DEFAULT_BASE_URL: &str = "https://openapi-fxg.jinritemai.com";
 pub(super) const SEARCH_LIST: &str = "/order/searchList";
@@ -44,6 +42,12 @@ pub(super) const PAGE_SIZE: u32 = 100;
 pub(super) const MAX_RESULTS: u64 = 10_000;
 /// One week per query.
 pub(super) const WINDOW: TimeDelta = TimeDelta::days(7);
+const SWEEP: Sweep = Sweep {
+    window: WINDOW,
+    first_page: 0,
+    page_size: PAGE_SIZE,
+    max_results: MAX_RESULTS,
+};
 /// `code` of a successful call.
 const SUCCESS: i64 = 10_000;
 /// The request timestamp format, Beijing time.
@@ -101,14 +105,7 @@ impl PollingSource for Douyin {
     }
 
     fn start_cursor(&self, _resource: Resource, since: Option<DateTime<Utc>>) -> Value {
-        let cursor = Cursor {
-            from: since.unwrap_or_else(history_start),
-            until: None,
-            window: None,
-            seen: None,
-            watermark: since,
-        };
-        serde_json::to_value(cursor).expect("cursor serialises")
+        window::start_cursor(since, history_start())
     }
 
     async fn poll(
@@ -149,145 +146,25 @@ fn unsupported(resource: Resource) -> ConnectorError {
     ConnectorError::Permanent(format!("Douyin does not sync {}", resource.as_str()))
 }
 
-/// Where a sweep stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Cursor {
-    /// Fixed start of this sweep's query.
-    pub from: DateTime<Utc>,
-    /// Fixed end of this sweep, set by its first call.
-    #[serde(default)]
-    pub until: Option<DateTime<Utc>>,
-    /// The window being paged; `None` before the sweep's first call.
-    #[serde(default)]
-    pub window: Option<Window>,
-    /// Highest `update_time` read in this sweep.
-    #[serde(default)]
-    pub seen: Option<DateTime<Utc>>,
-    /// Everything modified before this was read by an earlier sweep.
-    #[serde(default)]
-    pub watermark: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Window {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    /// Next `page` (from 0).
-    pub page: u32,
-    /// `total` reported by the window's previous page.
-    #[serde(default)]
-    pub total: Option<u64>,
-}
-
-impl Window {
-    fn starting(from: DateTime<Utc>, until: DateTime<Utc>) -> Window {
-        Window {
-            from,
-            to: (from + WINDOW).min(until),
-            page: 0,
-            total: None,
+async fn poll_orders(api: &Api<'_>, cursor: Cursor) -> Result<Page, ConnectorError> {
+    let fetch = |w: &window::Window| {
+        let params = json!({
+            "update_time_start": w.from.timestamp(),
+            "update_time_end": w.to.timestamp(),
+            "page": w.page,
+            "size": PAGE_SIZE,
+            "order_by": "update_time",
+            "order_asc": true,
+        });
+        async move {
+            let data: SearchList = call(api, SEARCH_LIST, &params).await?;
+            Ok(Answer {
+                total: data.total.unwrap_or(0),
+                items: data.shop_order_list.unwrap_or_default(),
+            })
         }
-    }
-}
-
-async fn poll_orders(api: &Api<'_>, mut cursor: Cursor) -> Result<Page, ConnectorError> {
-    let until = *cursor.until.get_or_insert_with(|| api.now.trunc_subsecs(0));
-    if cursor.from >= until {
-        return Ok(finish(cursor, until, Vec::new()));
-    }
-    let window = cursor
-        .window
-        .take()
-        .unwrap_or_else(|| Window::starting(cursor.from, until));
-
-    let params = json!({
-        "update_time_start": window.from.timestamp(),
-        "update_time_end": window.to.timestamp(),
-        "page": window.page,
-        "size": PAGE_SIZE,
-        "order_by": "update_time",
-        "order_asc": true,
-    });
-    let data: SearchList = call(api, SEARCH_LIST, &params).await?;
-    let total = data.total.unwrap_or(0);
-
-    if total > MAX_RESULTS && window.to - window.from > TimeDelta::seconds(1) {
-        let half = window.from + (window.to - window.from) / 2;
-        cursor.window = Some(Window {
-            from: window.from,
-            to: half.trunc_subsecs(0),
-            page: 0,
-            total: None,
-        });
-        return Ok(in_progress(cursor, Vec::new()));
-    }
-
-    let records = data
-        .shop_order_list
-        .unwrap_or_default()
-        .into_iter()
-        .map(record)
-        .collect::<Result<Vec<_>, _>>()?;
-    cursor.seen = records.iter().map(|r| r.version).chain(cursor.seen).max();
-
-    let read = u64::from(window.page + 1) * u64::from(PAGE_SIZE);
-    let shifted = window.page > 0 && window.total.is_some_and(|t| t != total);
-    let last_page =
-        read >= total || records.is_empty() || read + u64::from(PAGE_SIZE) > MAX_RESULTS;
-    if shifted {
-        cursor.window = Some(Window {
-            page: 0,
-            total: Some(total),
-            ..window
-        });
-    } else if last_page {
-        if window.to >= until {
-            return Ok(finish(cursor, until, records));
-        }
-        cursor.window = Some(Window::starting(window.to, until));
-    } else {
-        cursor.window = Some(Window {
-            page: window.page + 1,
-            total: Some(total),
-            ..window
-        });
-    }
-    Ok(in_progress(cursor, records))
-}
-
-fn in_progress(cursor: Cursor, records: Vec<SourceRecord>) -> Page {
-    let watermark = cursor.watermark;
-    Page {
-        records,
-        cursor: serde_json::to_value(cursor).expect("cursor serialises"),
-        caught_up: false,
-        watermark,
-        pace: None,
-    }
-}
-
-/// The sweep is complete: raise the watermark and start the next sweep.
-fn finish(cursor: Cursor, until: DateTime<Utc>, records: Vec<SourceRecord>) -> Page {
-    let lookback = TimeDelta::from_std(LOOKBACK).expect("lookback fits");
-    let watermark = [cursor.watermark, cursor.seen, Some(until - lookback)]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(until);
-    let next = Cursor {
-        from: watermark - lookback,
-        until: None,
-        window: None,
-        seen: None,
-        watermark: Some(watermark),
     };
-    Page {
-        records,
-        cursor: serde_json::to_value(next).expect("cursor serialises"),
-        caught_up: true,
-        watermark: Some(watermark),
-        pace: None,
-    }
+    SWEEP.poll(api.now, cursor, fetch, record).await
 }
 
 fn record(order: ShopOrder) -> Result<SourceRecord, ConnectorError> {

@@ -7,31 +7,26 @@
 //!
 //! # Cursor
 //! `youzan.trades.sold.get` filters by `start_update`/`end_update` (Beijing
-//! time, spans of at most three months) and pages by `page_no`/`page_size`,
-//! `page_no × page_size ≤ 10 000`, in no documented order. A sweep covers
-//! `[from, until]`, `until` being fixed by the sweep's first call, in windows
-//! of [`WINDOW`] that share their boundary second (re-reading is harmless).
-//! Inside a window the query is fixed and pages are numbered, so records
-//! sharing one timestamp are never skipped. An order updated during the
-//! sweep leaves the window (its new time is after `until`) and shifts later
-//! pages up; `total_results` then changes and the window restarts at page 1,
-//! so nothing is skipped, and the order itself is read by the next sweep.
-//! A window holding more than 10 000 orders is halved. When the last window
-//! is read, the watermark becomes the highest `update_time` seen (or the
-//! sweep end minus [`LOOKBACK`], if higher) and the returned cursor starts
-//! the next sweep at watermark minus [`LOOKBACK`].
+//! time, spans of at most three months) and pages by `page_no` (from 1) and
+//! `page_size`, `page_no × page_size ≤ 10 000`, in no documented order. It
+//! is read by the windowed sweep of [`crate::window`] in windows of
+//! [`WINDOW`]; a change of `total_results` between pages restarts a window,
+//! and one reporting more than [`MAX_RESULTS`] orders is halved.
 
-use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::mapping::{self, format_time, FullOrderInfo};
 use super::Youzan;
 use crate::http;
 use crate::model::SourceRecord;
-use crate::poll::{Api, ConnectorError, Page, PollingSource, Resource, LOOKBACK};
+use crate::poll::{Api, ConnectorError, Page, PollingSource, Resource};
 use crate::webhook::DecodeContext;
+use crate::window::{self, Answer, Sweep};
+
+pub(super) use crate::window::Cursor;
 
 pub(super) const DEFAULT_BASE_URL: &str = "https://open.youzanyun.com";
 pub(super) const SOLD_GET: &str = "youzan.trades.sold.get";
@@ -43,6 +38,12 @@ pub(super) const PAGE_SIZE: u32 = 100;
 pub(super) const MAX_RESULTS: u64 = 10_000;
 /// Well inside the documented three-month span of one query.
 pub(super) const WINDOW: TimeDelta = TimeDelta::days(30);
+const SWEEP: Sweep = Sweep {
+    window: WINDOW,
+    first_page: 1,
+    page_size: PAGE_SIZE,
+    max_results: MAX_RESULTS,
+};
 
 /// Gateway codes for a missing, expired or unknown access token (4201
 /// "非法的请求凭证" and 4203 "Token 不存在" observed; 4202 expired).
@@ -75,14 +76,7 @@ impl PollingSource for Youzan {
     }
 
     fn start_cursor(&self, _resource: Resource, since: Option<DateTime<Utc>>) -> Value {
-        let cursor = Cursor {
-            from: since.unwrap_or_else(history_start),
-            until: None,
-            window: None,
-            seen: None,
-            watermark: since,
-        };
-        serde_json::to_value(cursor).expect("cursor serialises")
+        window::start_cursor(since, history_start())
     }
 
     async fn poll(
@@ -123,145 +117,24 @@ fn unsupported(resource: Resource) -> ConnectorError {
     ConnectorError::Permanent(format!("Youzan does not sync {}", resource.as_str()))
 }
 
-/// Where a sweep stands. Times are UTC; Youzan is queried in Beijing time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Cursor {
-    /// Fixed start of this sweep's query.
-    pub from: DateTime<Utc>,
-    /// Fixed end of this sweep, set by its first call.
-    #[serde(default)]
-    pub until: Option<DateTime<Utc>>,
-    /// The window being paged; `None` before the sweep's first call.
-    #[serde(default)]
-    pub window: Option<Window>,
-    /// Highest `update_time` read in this sweep.
-    #[serde(default)]
-    pub seen: Option<DateTime<Utc>>,
-    /// Everything modified before this was read by an earlier sweep.
-    #[serde(default)]
-    pub watermark: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Window {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    /// Next `page_no` (1-based).
-    pub page: u32,
-    /// `total_results` of the window's previous page.
-    #[serde(default)]
-    pub total: Option<u64>,
-}
-
-impl Window {
-    fn starting(from: DateTime<Utc>, until: DateTime<Utc>) -> Window {
-        Window {
-            from,
-            to: (from + WINDOW).min(until),
-            page: 1,
-            total: None,
+async fn poll_orders(api: &Api<'_>, cursor: Cursor) -> Result<Page, ConnectorError> {
+    let fetch = |w: &window::Window| {
+        let params = json!({
+            "start_update": format_time(w.from),
+            "end_update": format_time(w.to),
+            "page_no": w.page,
+            "page_size": PAGE_SIZE,
+        });
+        async move {
+            let data: SoldGet = call(api, SOLD_GET, params).await?;
+            Ok(Answer {
+                total: data.total_results.unwrap_or(0),
+                items: data.full_order_info_list.unwrap_or_default(),
+            })
         }
-    }
-}
-
-async fn poll_orders(api: &Api<'_>, mut cursor: Cursor) -> Result<Page, ConnectorError> {
-    let until = *cursor.until.get_or_insert_with(|| api.now.trunc_subsecs(0));
-    if cursor.from >= until {
-        return Ok(finish(cursor, until, Vec::new()));
-    }
-    let window = cursor
-        .window
-        .take()
-        .unwrap_or_else(|| Window::starting(cursor.from, until));
-
-    let params = json!({
-        "start_update": format_time(window.from),
-        "end_update": format_time(window.to),
-        "page_no": window.page,
-        "page_size": PAGE_SIZE,
-    });
-    let data: SoldGet = call(api, SOLD_GET, params).await?;
-    let total = data.total_results.unwrap_or(0);
-
-    if total > MAX_RESULTS && window.to - window.from > TimeDelta::seconds(1) {
-        // Too many to page through: read the first half first.
-        let half = window.from + (window.to - window.from) / 2;
-        cursor.window = Some(Window {
-            from: window.from,
-            to: half.trunc_subsecs(0),
-            page: 1,
-            total: None,
-        });
-        return Ok(in_progress(cursor, Vec::new()));
-    }
-
-    let records = data
-        .full_order_info_list
-        .unwrap_or_default()
-        .into_iter()
-        .map(|item| record(api, item.full_order_info))
-        .collect::<Result<Vec<_>, _>>()?;
-    cursor.seen = records.iter().map(|r| r.version).chain(cursor.seen).max();
-
-    let shifted = window.page > 1 && window.total.is_some_and(|t| t != total);
-    let last_page = u64::from(window.page) * u64::from(PAGE_SIZE) >= total
-        || records.is_empty()
-        || u64::from(window.page + 1) * u64::from(PAGE_SIZE) > MAX_RESULTS;
-    if shifted {
-        // The set changed under the pages: read the window again.
-        cursor.window = Some(Window {
-            page: 1,
-            total: Some(total),
-            ..window
-        });
-    } else if last_page {
-        if window.to >= until {
-            return Ok(finish(cursor, until, records));
-        }
-        cursor.window = Some(Window::starting(window.to, until));
-    } else {
-        cursor.window = Some(Window {
-            page: window.page + 1,
-            total: Some(total),
-            ..window
-        });
-    }
-    Ok(in_progress(cursor, records))
-}
-
-fn in_progress(cursor: Cursor, records: Vec<SourceRecord>) -> Page {
-    let watermark = cursor.watermark;
-    Page {
-        records,
-        cursor: serde_json::to_value(cursor).expect("cursor serialises"),
-        caught_up: false,
-        watermark,
-        pace: None,
-    }
-}
-
-/// The sweep is complete: raise the watermark and start the next sweep.
-fn finish(cursor: Cursor, until: DateTime<Utc>, records: Vec<SourceRecord>) -> Page {
-    let lookback = TimeDelta::from_std(LOOKBACK).expect("lookback fits");
-    let watermark = [cursor.watermark, cursor.seen, Some(until - lookback)]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(until);
-    let next = Cursor {
-        from: watermark - lookback,
-        until: None,
-        window: None,
-        seen: None,
-        watermark: Some(watermark),
     };
-    Page {
-        records,
-        cursor: serde_json::to_value(next).expect("cursor serialises"),
-        caught_up: true,
-        watermark: Some(watermark),
-        pace: None,
-    }
+    let map = |item: FullOrderInfoItem| record(api, item.full_order_info);
+    SWEEP.poll(api.now, cursor, fetch, map).await
 }
 
 fn record(api: &Api<'_>, info: FullOrderInfo) -> Result<SourceRecord, ConnectorError> {
