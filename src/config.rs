@@ -203,11 +203,18 @@ mod tests {
     fn complaint_rules_come_from_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hub.toml");
-        std::fs::write(&file, "[complaints]\nreview_score_at_most = 0.6\nterms_low = [\"慢\"]\n").unwrap();
+        std::fs::write(
+            &file,
+            "[complaints]\nreview_score_at_most = 0.6\nterms_low = [\"慢\"]\n",
+        )
+        .unwrap();
         let config = Config::load(Some(&file), &FlagOverrides::default()).unwrap();
         assert_eq!(config.complaints.review_score_at_most, 0.6);
         assert_eq!(config.complaints.terms_low, vec!["慢".to_string()]);
-        assert!(!config.complaints.terms_high.is_empty(), "unset lists keep their defaults");
+        assert!(
+            !config.complaints.terms_high.is_empty(),
+            "unset lists keep their defaults"
+        );
     }
 
     #[test]

@@ -176,7 +176,15 @@ async fn verify_and_store(
 /// 200 with the body the platform expects, or the hub's own.
 fn acknowledge(connector: &dyn WebhookSource, ours: Value) -> Response {
     match connector.acknowledgement() {
-        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Some(body) => {
+            let json = body.trim_start().starts_with('{');
+            let content_type = if json {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         None => Json(ours).into_response(),
     }
 }

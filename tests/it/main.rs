@@ -6,6 +6,7 @@ mod harness;
 mod import;
 
 mod api;
+mod chat;
 mod cli;
 mod conversations;
 mod durability;
