@@ -29,6 +29,10 @@ mod window;
 #[cfg(test)]
 pub mod testkit;
 
+#[cfg(feature = "imap")]
+pub mod imap;
+#[cfg(feature = "wecom_kf")]
+pub mod wecom_kf;
 #[cfg(feature = "bigcommerce")]
 pub mod bigcommerce;
 #[cfg(feature = "custom")]
@@ -88,6 +92,10 @@ pub fn registry() -> &'static [&'static dyn Connector] {
         &douyin::Douyin,
         #[cfg(feature = "custom")]
         &custom::Custom,
+        #[cfg(feature = "wecom_kf")]
+        &wecom_kf::WecomKf,
+        #[cfg(feature = "imap")]
+        &imap::Imap,
         #[cfg(feature = "meta")]
         &meta::Messenger,
         #[cfg(feature = "meta")]

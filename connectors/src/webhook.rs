@@ -144,6 +144,13 @@ pub trait WebhookSource: Send + Sync {
         self.verify_connection(request.settings, &secrets, request.headers, request.body)
     }
 
+    /// A delivery that means "there is news, come and get it" (WeCom's
+    /// customer-service callback): the resource whose stream the hub then
+    /// syncs. `None` for deliveries that carry their data.
+    fn triggers_sync(&self, _topic: &str, _body: &[u8]) -> Option<Resource> {
+        None
+    }
+
     /// Answers the platform's GET verification handshake with the body to
     /// send back (Meta's `hub.challenge`, WeChat's `echostr`). `None`: the
     /// platform has no such handshake. An error is answered 403.
