@@ -29,6 +29,7 @@ pub mod demo;
 pub mod http;
 pub mod import;
 pub mod intake;
+pub mod mentions;
 pub mod profile;
 pub mod resolve;
 pub mod store;

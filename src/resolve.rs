@@ -7,13 +7,15 @@
 //! stored version of the same record changes nothing, so replays and
 //! out-of-order deliveries are harmless.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::json;
-use shophub_connectors::model::{RecordBody, SourceRecord};
+use shophub_connectors::model::{Direction, Message, RecordBody, SourceRecord};
 
 use crate::complaints::ComplaintRules;
+use crate::mentions::{self, Mention};
 use crate::profile;
+use crate::store::NewSuggestion;
 use crate::store::{
     NewChange, NewComplaint, NewRecord, ProfileStub, RecordRef, ScopedKey, StoreError, StoreResult,
     WriteTx,
@@ -74,6 +76,7 @@ pub async fn apply(
     let mut applied = Applied::default();
     let mut created: BTreeSet<String> = BTreeSet::new();
     let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut regions: HashMap<String, Option<String>> = HashMap::new();
 
     for (connection_id, record) in batches.iter().flat_map(Batch::tagged) {
         let kind = record.kind().as_str();
@@ -159,6 +162,32 @@ pub async fn apply(
             }
             None => tx.clear_complaint(&at).await?,
         }
+        if let RecordBody::Message(message) = &record.body {
+            if message.direction == Direction::Inbound {
+                let region = match regions.get(connection_id) {
+                    Some(region) => region.clone(),
+                    None => {
+                        let settings = tx
+                            .connection_settings(connection_id)
+                            .await?
+                            .unwrap_or_default();
+                        let region = crate::connections::default_region(&settings);
+                        regions.insert(connection_id.to_string(), region.clone());
+                        region
+                    }
+                };
+                suggest_from_mentions(
+                    tx,
+                    workspace_id,
+                    &profile_id,
+                    &at,
+                    message,
+                    region.as_deref(),
+                    now,
+                )
+                .await?;
+            }
+        }
         touched.insert(profile_id);
         applied.records += 1;
     }
@@ -169,6 +198,112 @@ pub async fn apply(
         }
     }
     Ok(applied)
+}
+
+/// Mentions of another customer's email, phone or order in a message are
+/// evidence, not proof: each becomes a suggestion a person decides on.
+async fn suggest_from_mentions(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    profile_id: &str,
+    message_ref: &RecordRef<'_>,
+    message: &Message,
+    region: Option<&str>,
+    now: i64,
+) -> StoreResult<()> {
+    let text = message.text.as_deref().unwrap_or_default();
+    for mention in mentions::find(text, region) {
+        let (kind, value, others) = match &mention {
+            Mention::Email(email) | Mention::Phone(email) => {
+                let kind = if matches!(mention, Mention::Email(_)) {
+                    "email"
+                } else {
+                    "phone"
+                };
+                let key = ScopedKey {
+                    kind,
+                    scope: String::new(),
+                    value: email.clone(),
+                };
+                let found = tx.profiles_with_keys(workspace_id, &[key]).await?;
+                (
+                    kind,
+                    email,
+                    found.into_iter().map(|p| p.id).collect::<Vec<_>>(),
+                )
+            }
+            Mention::Order(number) => (
+                "order",
+                number,
+                tx.order_profile(workspace_id, number)
+                    .await?
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        for other in others.iter().filter(|other| other.as_str() != profile_id) {
+            let (a, b) = if profile_id < other.as_str() {
+                (profile_id, other.as_str())
+            } else {
+                (other.as_str(), profile_id)
+            };
+            let reason = format!("a message mentions the {kind} of another customer");
+            let evidence = json!({
+                "message": {"connection_id": message_ref.connection_id, "external_id": message_ref.external_id},
+                "mention": {"kind": kind, "value": value},
+                "message_profile": profile_id,
+                "mentioned_profile": other,
+            })
+            .to_string();
+            tx.suggest(&NewSuggestion {
+                workspace_id,
+                profile_a: a,
+                profile_b: b,
+                reason: &reason,
+                evidence: &evidence,
+                now,
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Merges two profiles a person decided are one (an accepted suggestion):
+/// the older survives, the other becomes its alias. Returns the survivor.
+pub async fn merge_profiles(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    a: &str,
+    b: &str,
+    now: i64,
+) -> StoreResult<String> {
+    let (Some(a), Some(b)) = (tx.live_profile(a).await?, tx.live_profile(b).await?) else {
+        return Err(StoreError::NotFound);
+    };
+    if a.id == b.id {
+        return Ok(a.id);
+    }
+    let (survivor, absorbed) = if (a.created_at, &a.id) <= (b.created_at, &b.id) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let mut applied = Applied::default();
+    let (mut created, mut touched) = (BTreeSet::new(), BTreeSet::new());
+    merge(
+        tx,
+        workspace_id,
+        &survivor,
+        &[absorbed],
+        now,
+        &mut created,
+        &mut touched,
+        &mut applied,
+    )
+    .await?;
+    refresh_profile(tx, workspace_id, &survivor.id, false, now).await?;
+    Ok(survivor.id)
 }
 
 /// Recomputes a profile's view from its records and open complaints, and

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::resolve::{self, Batch};
 use crate::store::{ClaimedDelivery, Store, StoreError};
-use crate::sync::{SyncError, Syncer};
+use crate::sync::{Mode, SyncError, Syncer};
 
 const BATCH: i64 = 16;
 const LEASE_MS: i64 = 60_000;
@@ -265,6 +265,9 @@ impl Worker {
     }
 
     fn record(&self, delivery: &ClaimedDelivery, outcome: &Outcome, started: Instant) {
+        if *outcome == Outcome::Done {
+            self.trigger_sync(delivery);
+        }
         let platform = crate::telemetry::platform_label(&delivery.platform);
         match outcome {
             Outcome::Done => {
@@ -287,6 +290,27 @@ impl Worker {
         metrics::histogram!("shophub_processing_seconds", "platform" => platform)
             .record(started.elapsed().as_secs_f64());
         tracing::debug!(delivery = delivery.id, outcome = ?outcome, "processed delivery");
+    }
+}
+
+impl Worker {
+    /// Some deliveries only announce that data is waiting (WeCom's
+    /// customer-service callback): sync that stream now, in the background.
+    fn trigger_sync(&self, delivery: &ClaimedDelivery) {
+        let resource = shophub_connectors::connector(&delivery.platform)
+            .and_then(|c| c.webhooks())
+            .and_then(|source| source.triggers_sync(&delivery.topic, &delivery.body));
+        let Some(resource) = resource else { return };
+        let syncer = self.syncer.clone();
+        let connection_id = delivery.connection_id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = syncer
+                .run_stream(&connection_id, resource, Mode::Incremental, None, |_| {})
+                .await
+            {
+                tracing::warn!(connection = %connection_id, error = %error, "triggered sync failed");
+            }
+        });
     }
 }
 

@@ -29,10 +29,6 @@ mod window;
 #[cfg(test)]
 pub mod testkit;
 
-#[cfg(feature = "imap")]
-pub mod imap;
-#[cfg(feature = "wecom_kf")]
-pub mod wecom_kf;
 #[cfg(feature = "bigcommerce")]
 pub mod bigcommerce;
 #[cfg(feature = "custom")]
@@ -43,6 +39,8 @@ pub mod douyin;
 pub mod email;
 #[cfg(feature = "google_business")]
 pub mod google_business;
+#[cfg(feature = "imap")]
+pub mod imap;
 #[cfg(feature = "intercom")]
 pub mod intercom;
 #[cfg(feature = "judgeme")]
@@ -63,6 +61,8 @@ pub mod telegram;
 pub mod trustpilot;
 #[cfg(feature = "wechat")]
 pub mod wechat;
+#[cfg(feature = "wecom_kf")]
+pub mod wecom_kf;
 #[cfg(feature = "woocommerce")]
 pub mod woocommerce;
 #[cfg(feature = "youzan")]

@@ -5,6 +5,7 @@ mod api_connections;
 mod api_feed;
 mod api_inbox;
 mod api_profiles;
+mod api_suggestions;
 mod auth;
 pub mod error;
 mod extract;
@@ -67,6 +68,10 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
             "/profiles/{id}/conversations",
             get(api_profiles::conversations),
         )
+        .route("/profiles/{id}/merge", post(api_suggestions::merge))
+        .route("/suggestions", get(api_suggestions::list))
+        .route("/suggestions/{id}/accept", post(api_suggestions::accept))
+        .route("/suggestions/{id}/reject", post(api_suggestions::reject))
         .route("/changes", get(api_feed::changes))
         .route("/complaints", get(api_complaints::list))
         .route("/complaints/{id}/resolve", post(api_complaints::resolve))

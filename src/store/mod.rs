@@ -180,6 +180,13 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<ComplaintRow>>;
     async fn profile_complaints(&self, profile_id: &str) -> StoreResult<Vec<ComplaintRow>>;
 
+    async fn suggestions(
+        &self,
+        workspace_id: &str,
+        status: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<SuggestionRow>>;
+
     async fn find_profiles(
         &self,
         workspace_id: &str,
@@ -242,6 +249,27 @@ pub trait WriteTx: Send {
         workspace_id: &str,
         id: i64,
         now: i64,
+    ) -> StoreResult<Option<String>>;
+    /// Suggests merging two profiles, once per pair.
+    async fn suggest(&mut self, suggestion: &NewSuggestion<'_>) -> StoreResult<()>;
+    /// Closes an open suggestion as `accepted` or `rejected`; the suggestion,
+    /// or `None` if there is no such open suggestion in the workspace.
+    async fn decide_suggestion(
+        &mut self,
+        workspace_id: &str,
+        id: i64,
+        status: &str,
+        now: i64,
+    ) -> StoreResult<Option<SuggestionRow>>;
+    /// A connection's settings JSON (for its default region).
+    async fn connection_settings(&mut self, connection_id: &str) -> StoreResult<Option<String>>;
+    /// The live profile an id stands for, following merges.
+    async fn live_profile(&mut self, id: &str) -> StoreResult<Option<ProfileStub>>;
+    /// The profile holding a mentioned order number, if any.
+    async fn order_profile(
+        &mut self,
+        workspace_id: &str,
+        order: &str,
     ) -> StoreResult<Option<String>>;
     /// Moves a sync stream to the page's cursor; false if the stream is no
     /// longer at the expected cursor, in which case the transaction must not

@@ -442,6 +442,15 @@ impl Store for SqlStore {
             .await?)
     }
 
+    async fn suggestions(&self, workspace_id: &str, status: &str, limit: i64) -> StoreResult<Vec<SuggestionRow>> {
+        Ok(sqlx::query_as(&format!("{SUGGESTION_COLUMNS} WHERE workspace_id = $1 AND status = $2 ORDER BY id DESC LIMIT $3"))
+            .bind(workspace_id)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
     async fn find_profiles(&self, workspace_id: &str, query: &ProfileQuery) -> StoreResult<Vec<String>> {
         let (kind, value, platform) = match query {
             ProfileQuery::Email(v) => ("email", v.as_str(), None),
@@ -552,6 +561,9 @@ const COMPLAINT_COLUMNS: &str = "SELECT c.id, r.profile_id, c.connection_id, cn.
     JOIN source_records r ON r.connection_id = c.connection_id AND r.kind = c.record_kind \
       AND r.external_id = c.external_id \
     JOIN connections cn ON cn.id = c.connection_id";
+
+const SUGGESTION_COLUMNS: &str =
+    "SELECT id, profile_a, profile_b, reason, evidence, status, created_at, decided_at FROM suggestions";
 
 const SYNC_TARGET_COLUMNS: &str =
     "SELECT id, workspace_id, platform, settings, secrets, auth_status FROM connections";
@@ -814,6 +826,67 @@ impl WriteTx for SqlWriteTx {
         .bind(connection_id)
         .bind(kind)
         .bind(external_id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn suggest(&mut self, s: &NewSuggestion<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO suggestions (workspace_id, profile_a, profile_b, reason, evidence, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT (workspace_id, profile_a, profile_b) DO NOTHING",
+        )
+        .bind(s.workspace_id)
+        .bind(s.profile_a)
+        .bind(s.profile_b)
+        .bind(s.reason)
+        .bind(s.evidence)
+        .bind(s.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn decide_suggestion(&mut self, workspace_id: &str, id: i64, status: &str, now: i64) -> StoreResult<Option<SuggestionRow>> {
+        Ok(sqlx::query_as(
+            "UPDATE suggestions SET status = $3, decided_at = $4 WHERE workspace_id = $1 AND id = $2 AND status = 'open' \
+             RETURNING id, profile_a, profile_b, reason, evidence, status, created_at, decided_at",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(status)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn connection_settings(&mut self, connection_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT settings FROM connections WHERE id = $1")
+            .bind(connection_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn live_profile(&mut self, id: &str) -> StoreResult<Option<ProfileStub>> {
+        // Merges keep aliases pointing straight at the survivor: one hop.
+        let survivor: Option<Option<String>> = sqlx::query_scalar("SELECT merged_into FROM profiles WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(survivor) = survivor else { return Ok(None) };
+        let id = survivor.unwrap_or_else(|| id.to_string());
+        Ok(sqlx::query_as("SELECT id, created_at FROM profiles WHERE id = $1 AND merged_into IS NULL")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn order_profile(&mut self, workspace_id: &str, order: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT profile_id FROM source_records WHERE workspace_id = $1 AND kind = 'order' AND external_id = $2 \
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(workspace_id)
+        .bind(order)
         .fetch_optional(&mut *self.tx)
         .await?)
     }

@@ -274,3 +274,26 @@ pub struct ComplaintRow {
     pub created_at: i64,
     pub resolved_at: Option<i64>,
 }
+
+pub struct NewSuggestion<'a> {
+    pub workspace_id: &'a str,
+    pub profile_a: &'a str,
+    pub profile_b: &'a str,
+    /// For people: what the evidence is.
+    pub reason: &'a str,
+    /// JSON: the records and values compared.
+    pub evidence: &'a str,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SuggestionRow {
+    pub id: i64,
+    pub profile_a: String,
+    pub profile_b: String,
+    pub reason: String,
+    pub evidence: String,
+    pub status: String,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}

@@ -12,5 +12,6 @@ mod conversations;
 mod durability;
 mod pipeline;
 mod platforms;
+mod suggestions;
 mod sync;
 mod webhooks;
