@@ -25,14 +25,14 @@ pub mod poll;
 pub mod signature;
 pub mod webhook;
 mod window;
+// WeChat's message encryption, also used by WeCom customer service.
+#[cfg(any(feature = "wechat", feature = "wecom_kf"))]
+#[allow(dead_code)]
+mod wxcrypt;
 
 #[cfg(test)]
 pub mod testkit;
 
-#[cfg(feature = "imap")]
-pub mod imap;
-#[cfg(feature = "wecom_kf")]
-pub mod wecom_kf;
 #[cfg(feature = "bigcommerce")]
 pub mod bigcommerce;
 #[cfg(feature = "custom")]
@@ -43,6 +43,8 @@ pub mod douyin;
 pub mod email;
 #[cfg(feature = "google_business")]
 pub mod google_business;
+#[cfg(feature = "imap")]
+pub mod imap;
 #[cfg(feature = "intercom")]
 pub mod intercom;
 #[cfg(feature = "judgeme")]
@@ -63,6 +65,8 @@ pub mod telegram;
 pub mod trustpilot;
 #[cfg(feature = "wechat")]
 pub mod wechat;
+#[cfg(feature = "wecom_kf")]
+pub mod wecom_kf;
 #[cfg(feature = "woocommerce")]
 pub mod woocommerce;
 #[cfg(feature = "youzan")]
