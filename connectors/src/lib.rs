@@ -25,6 +25,10 @@ pub mod poll;
 pub mod signature;
 pub mod webhook;
 mod window;
+// WeChat's message encryption, also used by WeCom customer service.
+#[cfg(any(feature = "wechat", feature = "wecom_kf"))]
+#[allow(dead_code)]
+mod wxcrypt;
 
 #[cfg(test)]
 pub mod testkit;

@@ -20,14 +20,14 @@ use crate::signature::sha256_hex;
 
 /// One address of a `From`, `To` or `Cc` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Mailbox {
+pub(crate) struct Mailbox {
     pub name: Option<String>,
     pub address: String,
 }
 
 /// What one mail says, whichever platform delivered it.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct Email {
+pub(crate) struct Email {
     /// `Message-ID` without the angle brackets.
     pub message_id: Option<String>,
     pub in_reply_to: Vec<String>,
@@ -50,7 +50,7 @@ pub(super) struct Email {
 }
 
 /// A whole RFC 5322 message: headers, body text and attachment metadata.
-pub(super) fn parse_mime(raw: &[u8]) -> Option<Email> {
+pub(crate) fn parse_mime(raw: &[u8]) -> Option<Email> {
     let mail = MessageParser::default().parse(raw)?;
     let mut email = headers_of(&mail);
     email.text = body_text(&mail);

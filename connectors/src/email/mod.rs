@@ -84,10 +84,10 @@
 
 mod envelope;
 mod mailgun;
-mod mime;
+pub(crate) mod mime;
 mod postmark;
 mod sendgrid;
-mod thread;
+pub(crate) mod thread;
 
 #[cfg(test)]
 mod tests;

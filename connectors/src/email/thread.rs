@@ -13,11 +13,11 @@ use crate::payload::invalid;
 use crate::webhook::{DecodeContext, DecodeError};
 
 /// The setting that lists the merchant's addresses.
-pub(super) const OWN_ADDRESSES: &str = "own_addresses";
+pub(crate) const OWN_ADDRESSES: &str = "own_addresses";
 
 /// The merchant's addresses: exact ones and whole domains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct OwnAddresses {
+pub(crate) struct OwnAddresses {
     exact: BTreeSet<String>,
     domains: BTreeSet<String>,
 }
@@ -131,7 +131,7 @@ pub(super) fn counterpart<'a>(
 /// The record of one mail, or `None` when it identifies nobody (auto-reply,
 /// bounce, no customer address). `platform_time` stands in for a missing
 /// `Date` header; without either the mail cannot be versioned.
-pub(super) fn to_record(
+pub(crate) fn to_record(
     topic: &str,
     email: &Email,
     platform_time: Option<DateTime<Utc>>,

@@ -62,7 +62,7 @@
 //!
 //! [`WebhookSource::acknowledgement`]: crate::webhook::WebhookSource::acknowledgement
 
-mod crypto;
+use crate::wxcrypt as crypto;
 mod mapping;
 mod webhook;
 
