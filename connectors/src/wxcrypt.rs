@@ -197,3 +197,64 @@ fn unpad(buf: &[u8]) -> Result<&[u8], CryptoError> {
     }
     Ok(kept)
 }
+
+// --- request-level helpers shared by both WeChat platforms -------------------
+
+use crate::webhook::{VerifyError, WebhookRequest};
+
+/// The secret holding the Token both platforms sign with.
+pub const TOKEN_SECRET: &str = "token";
+/// The secret holding the 43-character EncodingAESKey.
+pub const AES_KEY_SECRET: &str = "encoding_aes_key";
+
+/// Decrypts an already signature-checked ciphertext with the connection's
+/// EncodingAESKey, and checks it was encrypted for this connection: the
+/// trailing receiver id must equal the setting named `receiver_setting`
+/// (the Official Account's app id, the WeCom corp id).
+pub fn open(
+    request: &WebhookRequest<'_>,
+    receiver_setting: &str,
+    ciphertext: &str,
+    what: &str,
+) -> Result<Vec<u8>, VerifyError> {
+    let raw_key = request
+        .secret(AES_KEY_SECRET)
+        .ok_or_else(|| malformed(format!("the connection has no {AES_KEY_SECRET} secret")))?;
+    let key = AesKey::from_encoding_aes_key(raw_key).ok_or_else(|| {
+        malformed(format!(
+            "the {AES_KEY_SECRET} secret is not {ENCODING_AES_KEY_LEN} base64 characters"
+        ))
+    })?;
+    let receiver = request
+        .setting(receiver_setting)
+        .ok_or_else(|| malformed(format!("the connection has no {receiver_setting} setting")))?;
+    let plaintext = key
+        .decrypt(ciphertext)
+        .map_err(|e| malformed(format!("{what} {}", e.reason())))?;
+    // The receiver id is public, so a plain comparison leaks nothing.
+    if plaintext.app_id != receiver.trim().as_bytes() {
+        return Err(VerifyError::BadSignature);
+    }
+    Ok(plaintext.msg)
+}
+
+pub fn token<'a>(request: &'a WebhookRequest<'_>) -> Result<&'a str, VerifyError> {
+    request
+        .secret(TOKEN_SECRET)
+        .ok_or_else(|| malformed(format!("the connection has no {TOKEN_SECRET} secret")))
+}
+
+/// A signature input from the query; missing or empty counts as missing.
+pub fn required_param(
+    request: &WebhookRequest<'_>,
+    name: &'static str,
+) -> Result<String, VerifyError> {
+    request
+        .query_param(name)
+        .filter(|v| !v.is_empty())
+        .ok_or(VerifyError::MissingSignature(name))
+}
+
+pub fn malformed(reason: impl Into<String>) -> VerifyError {
+    VerifyError::Malformed(reason.into())
+}

@@ -3,17 +3,15 @@
 
 use http::HeaderMap;
 
-use super::crypto::{self, AesKey};
+use super::crypto;
 use super::{mapping, Wechat};
 use crate::model::SourceRecord;
 use crate::webhook::{
     Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookRequest, WebhookSource,
 };
 
-/// The connection's token (server configuration, 3 to 32 characters).
-pub(super) const TOKEN_SECRET: &str = "token";
-/// The connection's EncodingAESKey, needed only in safe/compatible mode.
-pub(super) const AES_KEY_SECRET: &str = "encoding_aes_key";
+// The Token secret (signs); the EncodingAESKey is read by `crypto::open`.
+pub(super) use super::crypto::TOKEN_SECRET;
 /// The official account's AppID, which every safe-mode plaintext ends with.
 pub(super) const APP_ID_SETTING: &str = "app_id";
 
@@ -43,25 +41,25 @@ impl WebhookSource for Wechat {
     }
 
     fn verify_request(&self, request: &WebhookRequest<'_>) -> Result<Intake, VerifyError> {
-        let token = token(request)?;
-        let timestamp = required_param(request, "timestamp")?;
-        let nonce = required_param(request, "nonce")?;
+        let token = crypto::token(request)?;
+        let timestamp = crypto::required_param(request, "timestamp")?;
+        let nonce = crypto::required_param(request, "nonce")?;
         if is_safe_mode(request) {
-            let msg_signature = required_param(request, "msg_signature")?;
+            let msg_signature = crypto::required_param(request, "msg_signature")?;
             let envelope: mapping::Envelope = mapping::parse_xml(request.body)
-                .ok_or_else(|| malformed("body is not WeChat's encrypted XML envelope"))?;
+                .ok_or_else(|| crypto::malformed("body is not WeChat's encrypted XML envelope"))?;
             let encrypted = envelope
                 .encrypt
                 .as_deref()
                 .map(str::trim)
                 .filter(|e| !e.is_empty())
-                .ok_or_else(|| malformed("missing Encrypt element"))?;
+                .ok_or_else(|| crypto::malformed("missing Encrypt element"))?;
             if !crypto::signature_matches(&[token, &timestamp, &nonce, encrypted], &msg_signature) {
                 return Err(VerifyError::BadSignature);
             }
-            let plaintext = open(request, encrypted, "Encrypt")?;
+            let plaintext = crypto::open(request, APP_ID_SETTING, encrypted, "Encrypt")?;
             let (dedupe_key, topic) = mapping::stamp(&plaintext)
-                .ok_or_else(|| malformed("decrypted Encrypt is not WeChat message XML"))?;
+                .ok_or_else(|| crypto::malformed("decrypted Encrypt is not WeChat message XML"))?;
             Ok(Intake::Unwrapped {
                 dedupe_key,
                 topic,
@@ -70,12 +68,12 @@ impl WebhookSource for Wechat {
         } else {
             // Plain mode signs only the token, timestamp and nonce, never
             // the body: see the module documentation.
-            let signature = required_param(request, "signature")?;
+            let signature = crypto::required_param(request, "signature")?;
             if !crypto::signature_matches(&[token, &timestamp, &nonce], &signature) {
                 return Err(VerifyError::BadSignature);
             }
             let (dedupe_key, topic) = mapping::stamp(request.body)
-                .ok_or_else(|| malformed("body is not WeChat message XML"))?;
+                .ok_or_else(|| crypto::malformed("body is not WeChat message XML"))?;
             Ok(Intake::Delivery { dedupe_key, topic })
         }
     }
@@ -116,13 +114,13 @@ impl WebhookSource for Wechat {
 }
 
 fn answer_handshake(request: &WebhookRequest<'_>) -> Result<String, VerifyError> {
-    let token = token(request)?;
-    let timestamp = required_param(request, "timestamp")?;
-    let nonce = required_param(request, "nonce")?;
+    let token = crypto::token(request)?;
+    let timestamp = crypto::required_param(request, "timestamp")?;
+    let nonce = crypto::required_param(request, "nonce")?;
     let echostr = request
         .query_param("echostr")
         .filter(|e| !e.is_empty())
-        .ok_or_else(|| malformed("missing echostr query parameter"))?;
+        .ok_or_else(|| crypto::malformed("missing echostr query parameter"))?;
     match request.query_param("msg_signature") {
         Some(msg_signature) => {
             // A base64 `echostr` sent without percent-encoding has its `+`
@@ -138,14 +136,15 @@ fn answer_handshake(request: &WebhookRequest<'_>) -> Result<String, VerifyError>
                     crypto::signature_matches(&[token, &timestamp, &nonce, c], &msg_signature)
                 })
                 .ok_or(VerifyError::BadSignature)?;
-            let plaintext = open(request, &signed, "echostr")?;
-            String::from_utf8(plaintext).map_err(|_| malformed("decrypted echostr is not UTF-8"))
+            let plaintext = crypto::open(request, APP_ID_SETTING, &signed, "echostr")?;
+            String::from_utf8(plaintext)
+                .map_err(|_| crypto::malformed("decrypted echostr is not UTF-8"))
         }
         None => {
             // The Official Account's URL check stays plain even when its
             // messages are encrypted, so `encrypt_type` alone does not
             // make a handshake "safe".
-            let signature = required_param(request, "signature")?;
+            let signature = crypto::required_param(request, "signature")?;
             if crypto::signature_matches(&[token, &timestamp, &nonce], &signature) {
                 Ok(echostr)
             } else {
@@ -162,53 +161,4 @@ fn is_safe_mode(request: &WebhookRequest<'_>) -> bool {
         .query_param("encrypt_type")
         .is_some_and(|t| t.eq_ignore_ascii_case("aes"))
         || request.query_param("msg_signature").is_some()
-}
-
-/// Decrypts an already signature-checked ciphertext and checks that it was
-/// encrypted for this connection's app.
-fn open(
-    request: &WebhookRequest<'_>,
-    ciphertext: &str,
-    what: &str,
-) -> Result<Vec<u8>, VerifyError> {
-    let raw_key = request.secret(AES_KEY_SECRET).ok_or_else(|| {
-        malformed(format!(
-            "encrypted push but the connection has no {AES_KEY_SECRET} secret"
-        ))
-    })?;
-    let key = AesKey::from_encoding_aes_key(raw_key).ok_or_else(|| {
-        malformed(format!(
-            "the {AES_KEY_SECRET} secret is not {} base64 characters",
-            crypto::ENCODING_AES_KEY_LEN
-        ))
-    })?;
-    let app_id = request
-        .setting(APP_ID_SETTING)
-        .ok_or_else(|| malformed(format!("the connection has no {APP_ID_SETTING} setting")))?;
-    let plaintext = key
-        .decrypt(ciphertext)
-        .map_err(|e| malformed(format!("{what} {}", e.reason())))?;
-    // The appid is public, so a plain comparison leaks nothing.
-    if plaintext.app_id != app_id.trim().as_bytes() {
-        return Err(VerifyError::BadSignature);
-    }
-    Ok(plaintext.msg)
-}
-
-fn token<'a>(request: &'a WebhookRequest<'_>) -> Result<&'a str, VerifyError> {
-    request
-        .secret(TOKEN_SECRET)
-        .ok_or_else(|| malformed(format!("the connection has no {TOKEN_SECRET} secret")))
-}
-
-/// A signature input from the query; missing or empty counts as missing.
-fn required_param(request: &WebhookRequest<'_>, name: &'static str) -> Result<String, VerifyError> {
-    request
-        .query_param(name)
-        .filter(|v| !v.is_empty())
-        .ok_or(VerifyError::MissingSignature(name))
-}
-
-fn malformed(reason: impl Into<String>) -> VerifyError {
-    VerifyError::Malformed(reason.into())
 }

@@ -3,7 +3,7 @@
 
 use http::HeaderMap;
 
-use super::crypto::{self, AesKey};
+use super::crypto;
 use super::{mapping, WecomKf};
 use crate::model::SourceRecord;
 use crate::payload::invalid;
@@ -12,10 +12,8 @@ use crate::webhook::{
     Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookRequest, WebhookSource,
 };
 
-/// The callback configuration's Token (signs the callbacks).
-pub(super) const TOKEN_SECRET: &str = "token";
-/// The callback configuration's EncodingAESKey.
-pub(super) const AES_KEY_SECRET: &str = "encoding_aes_key";
+// The Token (signs) and the EncodingAESKey (encrypts) secrets.
+pub(super) use super::crypto::{AES_KEY_SECRET, TOKEN_SECRET};
 /// The customer-service app's Secret, for `gettoken`.
 pub(super) const APP_SECRET: &str = "secret";
 /// The company's CorpID: the receiveid of every callback, and `gettoken`'s
@@ -52,24 +50,24 @@ impl WebhookSource for WecomKf {
     }
 
     fn verify_request(&self, request: &WebhookRequest<'_>) -> Result<Intake, VerifyError> {
-        let token = token(request)?;
-        let msg_signature = required_param(request, "msg_signature")?;
-        let timestamp = required_param(request, "timestamp")?;
-        let nonce = required_param(request, "nonce")?;
+        let token = crypto::token(request)?;
+        let msg_signature = crypto::required_param(request, "msg_signature")?;
+        let timestamp = crypto::required_param(request, "timestamp")?;
+        let nonce = crypto::required_param(request, "nonce")?;
         let envelope: mapping::Envelope = mapping::parse_xml(request.body)
-            .ok_or_else(|| malformed("body is not WeCom's encrypted XML envelope"))?;
+            .ok_or_else(|| crypto::malformed("body is not WeCom's encrypted XML envelope"))?;
         let encrypted = envelope
             .encrypt
             .as_deref()
             .map(str::trim)
             .filter(|e| !e.is_empty())
-            .ok_or_else(|| malformed("missing Encrypt element"))?;
+            .ok_or_else(|| crypto::malformed("missing Encrypt element"))?;
         if !crypto::signature_matches(&[token, &timestamp, &nonce, encrypted], &msg_signature) {
             return Err(VerifyError::BadSignature);
         }
-        let plaintext = open(request, encrypted, "Encrypt")?;
+        let plaintext = crypto::open(request, CORP_ID_SETTING, encrypted, "Encrypt")?;
         let (dedupe_key, topic) = mapping::stamp(&plaintext)
-            .ok_or_else(|| malformed("decrypted Encrypt is not WeCom callback XML"))?;
+            .ok_or_else(|| crypto::malformed("decrypted Encrypt is not WeCom callback XML"))?;
         Ok(Intake::Unwrapped {
             dedupe_key,
             topic,
@@ -120,14 +118,14 @@ impl WebhookSource for WecomKf {
 }
 
 fn answer_handshake(request: &WebhookRequest<'_>) -> Result<String, VerifyError> {
-    let token = token(request)?;
-    let msg_signature = required_param(request, "msg_signature")?;
-    let timestamp = required_param(request, "timestamp")?;
-    let nonce = required_param(request, "nonce")?;
+    let token = crypto::token(request)?;
+    let msg_signature = crypto::required_param(request, "msg_signature")?;
+    let timestamp = crypto::required_param(request, "timestamp")?;
+    let nonce = crypto::required_param(request, "nonce")?;
     let echostr = request
         .query_param("echostr")
         .filter(|e| !e.is_empty())
-        .ok_or_else(|| malformed("missing echostr query parameter"))?;
+        .ok_or_else(|| crypto::malformed("missing echostr query parameter"))?;
     // A base64 `echostr` sent without percent-encoding has its `+` turned
     // into spaces by query decoding; the signature tells which reading
     // WeCom signed.
@@ -139,53 +137,6 @@ fn answer_handshake(request: &WebhookRequest<'_>) -> Result<String, VerifyError>
         .into_iter()
         .find(|c| crypto::signature_matches(&[token, &timestamp, &nonce, c], &msg_signature))
         .ok_or(VerifyError::BadSignature)?;
-    let plaintext = open(request, &signed, "echostr")?;
-    String::from_utf8(plaintext).map_err(|_| malformed("decrypted echostr is not UTF-8"))
-}
-
-/// Decrypts an already signature-checked ciphertext and checks that it was
-/// encrypted for this connection's company.
-fn open(
-    request: &WebhookRequest<'_>,
-    ciphertext: &str,
-    what: &str,
-) -> Result<Vec<u8>, VerifyError> {
-    let raw_key = request
-        .secret(AES_KEY_SECRET)
-        .ok_or_else(|| malformed(format!("the connection has no {AES_KEY_SECRET} secret")))?;
-    let key = AesKey::from_encoding_aes_key(raw_key).ok_or_else(|| {
-        malformed(format!(
-            "the {AES_KEY_SECRET} secret is not {} base64 characters",
-            crypto::ENCODING_AES_KEY_LEN
-        ))
-    })?;
-    let corp_id = request
-        .setting(CORP_ID_SETTING)
-        .ok_or_else(|| malformed(format!("the connection has no {CORP_ID_SETTING} setting")))?;
-    let plaintext = key
-        .decrypt(ciphertext)
-        .map_err(|e| malformed(format!("{what} {}", e.reason())))?;
-    // The CorpID is public, so a plain comparison leaks nothing.
-    if plaintext.app_id != corp_id.trim().as_bytes() {
-        return Err(VerifyError::BadSignature);
-    }
-    Ok(plaintext.msg)
-}
-
-fn token<'a>(request: &'a WebhookRequest<'_>) -> Result<&'a str, VerifyError> {
-    request
-        .secret(TOKEN_SECRET)
-        .ok_or_else(|| malformed(format!("the connection has no {TOKEN_SECRET} secret")))
-}
-
-/// A signature input from the query; missing or empty counts as missing.
-fn required_param(request: &WebhookRequest<'_>, name: &'static str) -> Result<String, VerifyError> {
-    request
-        .query_param(name)
-        .filter(|v| !v.is_empty())
-        .ok_or(VerifyError::MissingSignature(name))
-}
-
-fn malformed(reason: impl Into<String>) -> VerifyError {
-    VerifyError::Malformed(reason.into())
+    let plaintext = crypto::open(request, CORP_ID_SETTING, &signed, "echostr")?;
+    String::from_utf8(plaintext).map_err(|_| crypto::malformed("decrypted echostr is not UTF-8"))
 }
