@@ -57,6 +57,34 @@ fn mac(key: &[u8], msg: &[u8]) -> HmacSha256 {
     mac
 }
 
+/// Equality whose time depends only on the lengths, which are public
+/// here (digest sizes, configured token lengths).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Hex MD5 of `prefix + body + secret` (Youzan's `Event-Sign`, Douyin's
+/// `event-sign`), checked against every candidate secret in constant time.
+pub fn verify_hex_md5_sandwich(
+    secrets: &[&[u8]],
+    prefix: &[u8],
+    body: &[u8],
+    hex_sign: &str,
+) -> bool {
+    use md5::{Digest, Md5};
+    let Ok(expected) = hex::decode(hex_sign.trim()) else {
+        return false;
+    };
+    secrets.iter().fold(false, |found, secret| {
+        let mut hash = Md5::new();
+        hash.update(prefix);
+        hash.update(body);
+        hash.update(secret);
+        constant_time_eq(&hash.finalize(), &expected) | found
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,15 +67,7 @@ pub(super) fn signature_matches(parts: &[&str], given: &str) -> bool {
     }
 }
 
-/// Equality whose time depends only on the lengths (which are public: a
-/// SHA-1 digest is always 20 bytes).
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
+pub(crate) use crate::signature::constant_time_eq;
 
 /// Why a ciphertext did not open. Deliberately coarse: the caller reports
 /// these without any value.

@@ -3,14 +3,13 @@
 //! says so), the dedupe key of a batch, and the orders its messages name.
 
 use http::HeaderMap;
-use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
 use super::{mapping, Douyin};
 use crate::model::SourceRecord;
 use crate::payload::{header, present};
 use crate::poll::{PollingSource, Resource};
-use crate::signature::{hmac_sha256, sha256_hex};
+use crate::signature::{constant_time_eq, hmac_sha256, sha256_hex, verify_hex_md5_sandwich};
 use crate::webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
 
 pub(super) const SIGN_HEADER: &str = "event-sign";
@@ -169,9 +168,9 @@ fn verify(
         .or_else(|| header(headers, APP_ID_HEADER))
         .ok_or_else(|| VerifyError::Malformed(format!("missing {APP_ID_HEADER} header")))?;
     let matches = match header(headers, SIGN_METHOD_HEADER).map(str::to_ascii_lowercase) {
-        None => md5_signature_matches(secrets, app_key.as_bytes(), body, sign),
+        None => verify_hex_md5_sandwich(secrets, app_key.as_bytes(), body, sign),
         Some(method) if method == "md5" => {
-            md5_signature_matches(secrets, app_key.as_bytes(), body, sign)
+            verify_hex_md5_sandwich(secrets, app_key.as_bytes(), body, sign)
         }
         Some(method) if method == "hmac-sha256" => {
             hmac_signature_matches(secrets, app_key.as_bytes(), body, sign)
@@ -228,20 +227,6 @@ fn dedupe_key(messages: &[mapping::Message], body: &[u8]) -> String {
     }
 }
 
-/// MD5 of `app_key + body + secret` against every candidate, constant-time.
-fn md5_signature_matches(secrets: &[&[u8]], app_key: &[u8], body: &[u8], hex_sign: &str) -> bool {
-    let Ok(expected) = hex::decode(hex_sign.trim()) else {
-        return false;
-    };
-    secrets.iter().fold(false, |found, secret| {
-        let mut hash = Md5::new();
-        hash.update(app_key);
-        hash.update(body);
-        hash.update(secret);
-        constant_time_eq(&hash.finalize(), &expected) | found
-    })
-}
-
 /// HMAC-SHA256 keyed by the secret over `app_key + body + secret`.
 fn hmac_signature_matches(secrets: &[&[u8]], app_key: &[u8], body: &[u8], hex_sign: &str) -> bool {
     let Ok(expected) = hex::decode(hex_sign.trim()) else {
@@ -251,8 +236,4 @@ fn hmac_signature_matches(secrets: &[&[u8]], app_key: &[u8], body: &[u8], hex_si
         let message = [app_key, body, secret].concat();
         constant_time_eq(&hmac_sha256(secret, &message), &expected) | found
     })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

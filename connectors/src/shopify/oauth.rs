@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::http::{check_status, send};
 use crate::poll::{Api, ConnectorError};
-use crate::signature::verify_hex_hmac_sha256;
+use crate::signature::{constant_time_eq, verify_hex_hmac_sha256};
 
 /// How far a callback's `timestamp` may be from the hub's clock (the
 /// tolerance Shopify's own app libraries use).
@@ -378,8 +378,4 @@ fn decode(text: &str) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -3,14 +3,13 @@
 //! numbers of thin trade messages.
 
 use http::HeaderMap;
-use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
 use super::{mapping, Youzan};
 use crate::model::SourceRecord;
 use crate::payload::{header, parse_json, present};
 use crate::poll::{PollingSource, Resource};
-use crate::signature::sha256_hex;
+use crate::signature::{sha256_hex, verify_hex_md5_sandwich};
 use crate::webhook::{Connector, DecodeContext, DecodeError, Intake, VerifyError, WebhookSource};
 
 pub(super) const SIGN_HEADER: &str = "Event-Sign";
@@ -181,7 +180,7 @@ fn verify(
         .or_else(|| present(push.as_ref().and_then(|p| p.client_id.as_deref())))
         .map(str::to_owned)
         .ok_or_else(|| VerifyError::Malformed(format!("missing {CLIENT_ID_HEADER} header")))?;
-    if !md5_signature_matches(secrets, client_id.as_bytes(), body, sign) {
+    if !verify_hex_md5_sandwich(secrets, client_id.as_bytes(), body, sign) {
         return Err(VerifyError::BadSignature);
     }
     let push = push.unwrap_or_default();
@@ -203,29 +202,4 @@ fn verify(
 
 fn is_test(body: &[u8]) -> bool {
     serde_json::from_slice::<mapping::Push>(body).is_ok_and(|p| p.test == Some(true))
-}
-
-/// Whether `hex_sign` is the MD5 of `prefix + body + secret` for any of the
-/// candidate secrets. Every secret is tried and each comparison is
-/// constant-time, as for the HMAC schemes.
-pub(super) fn md5_signature_matches(
-    secrets: &[&[u8]],
-    prefix: &[u8],
-    body: &[u8],
-    hex_sign: &str,
-) -> bool {
-    let Ok(expected) = hex::decode(hex_sign.trim()) else {
-        return false;
-    };
-    secrets.iter().fold(false, |found, secret| {
-        let mut hash = Md5::new();
-        hash.update(prefix);
-        hash.update(body);
-        hash.update(secret);
-        constant_time_eq(&hash.finalize(), &expected) | found
-    })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
