@@ -53,3 +53,27 @@ impl ApiFixture {
         }
     }
 }
+
+/// Polls `source` from `cursor` until a page says the sweep is caught up,
+/// returning every page in order; panics if it takes more than 50 pages.
+pub async fn sweep(
+    source: &dyn crate::poll::PollingSource,
+    fixture: &ApiFixture,
+    resource: crate::poll::Resource,
+    mut cursor: Value,
+) -> Vec<crate::poll::Page> {
+    let mut pages = Vec::new();
+    for _ in 0..50 {
+        let page = source
+            .poll(&fixture.api(), resource, &cursor)
+            .await
+            .unwrap();
+        cursor = page.cursor.clone();
+        let done = page.caught_up;
+        pages.push(page);
+        if done {
+            return pages;
+        }
+    }
+    panic!("sweep did not end");
+}

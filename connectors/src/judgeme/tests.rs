@@ -266,21 +266,7 @@ async fn shop_with(shop: fake::Shop) -> (fake::Shared, ApiFixture) {
 }
 
 async fn sweep(fixture: &ApiFixture, cursor: Value) -> Vec<Page> {
-    let mut pages = Vec::new();
-    let mut cursor = cursor;
-    for _ in 0..50 {
-        let page = Judgeme
-            .poll(&fixture.api(), Resource::Reviews, &cursor)
-            .await
-            .unwrap();
-        cursor = page.cursor.clone();
-        let done = page.caught_up;
-        pages.push(page);
-        if done {
-            return pages;
-        }
-    }
-    panic!("sweep did not end");
+    crate::testkit::sweep(&Judgeme, fixture, Resource::Reviews, cursor).await
 }
 
 fn ids(pages: &[Page]) -> Vec<u64> {

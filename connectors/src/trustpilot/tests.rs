@@ -330,21 +330,7 @@ async fn unit_with(unit: fake::Unit) -> (fake::Shared, ApiFixture) {
 }
 
 async fn sweep(fixture: &ApiFixture, cursor: Value) -> Vec<Page> {
-    let mut pages = Vec::new();
-    let mut cursor = cursor;
-    for _ in 0..50 {
-        let page = Trustpilot
-            .poll(&fixture.api(), Resource::Reviews, &cursor)
-            .await
-            .unwrap();
-        cursor = page.cursor.clone();
-        let done = page.caught_up;
-        pages.push(page);
-        if done {
-            return pages;
-        }
-    }
-    panic!("sweep did not end");
+    crate::testkit::sweep(&Trustpilot, fixture, Resource::Reviews, cursor).await
 }
 
 fn ids(pages: &[Page]) -> Vec<String> {

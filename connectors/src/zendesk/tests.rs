@@ -873,21 +873,7 @@ fn exports(desk: &fake::Shared) -> Vec<fake::Seen> {
 }
 
 async fn sweep(fixture: &ApiFixture, cursor: Value) -> Vec<Page> {
-    let mut pages = Vec::new();
-    let mut cursor = cursor;
-    for _ in 0..50 {
-        let page = Zendesk
-            .poll(&fixture.api(), Resource::Messages, &cursor)
-            .await
-            .unwrap();
-        cursor = page.cursor.clone();
-        let done = page.caught_up;
-        pages.push(page);
-        if done {
-            return pages;
-        }
-    }
-    panic!("sweep did not end");
+    crate::testkit::sweep(&Zendesk, fixture, Resource::Messages, cursor).await
 }
 
 fn comment_ids(pages: &[Page]) -> Vec<u64> {
