@@ -4,7 +4,7 @@
 //! (connection, kind, external id) and versioned by the platform's own
 //! modification time, so a stale delivery can never overwrite a newer one.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,13 @@ pub struct Customer {
     /// Email marketing consent as the platform reported it, if it did.
     pub accepts_email_marketing: Option<bool>,
     pub created_at: Option<DateTime<Utc>>,
+    /// Date of birth, when the platform or a membership form has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<NaiveDate>,
+    /// A government document number some marketplaces collect for customs
+    /// clearance. Evidence for resolution only: never a key, never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -196,6 +196,8 @@ pub(super) fn customer_record(
         address: addresses.iter().find_map(address),
         accepts_email_marketing: None,
         created_at,
+        birth_date: None,
+        document_id: None,
     };
     Ok(SourceRecord {
         external_id,

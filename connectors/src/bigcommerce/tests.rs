@@ -452,6 +452,8 @@ fn customer_fixture_maps_exactly() {
             }),
             accepts_email_marketing: None,
             created_at: Some(t("2019-01-02T08:00:00Z")),
+            birth_date: None,
+            document_id: None,
         }
     );
 }

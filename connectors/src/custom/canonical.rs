@@ -4,7 +4,8 @@
 //! ```json
 //! {"kind": "customer", "external_id": "c-1", "updated_at": "2025-01-02T03:04:05Z",
 //!  "name": "Ada Lovelace", "emails": ["ada@example.com"], "phones": ["+44 20 7946 0018"],
-//!  "address": {"line1", "line2", "city", "region", "postal_code", "country"}}
+//!  "address": {"line1", "line2", "city", "region", "postal_code", "country"},
+//!  "birth_date": "1990-05-17", "document_id": …}
 //! {"kind": "order", "external_id": "o-1", "updated_at": …, "created_at": …,
 //!  "customer_external_id": "c-1", "name": …, "email": …, "phone": …,
 //!  "status": "pending|paid|shipped|completed|refunded|cancelled", "currency": "CNY",
@@ -44,7 +45,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
@@ -168,6 +169,8 @@ fn customer(
         address: address(r, "address")?,
         accepts_email_marketing: boolean(r, "accepts_email_marketing")?,
         created_at,
+        birth_date: date(r, "birth_date")?,
+        document_id: text(r, "document_id")?,
     };
     Ok(SourceRecord {
         external_id,
@@ -454,6 +457,16 @@ fn boolean(r: &Map<String, Value>, field: &str) -> Result<Option<bool>, String> 
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(format!("{field} is not true or false")),
+    }
+}
+
+/// A calendar date, `YYYY-MM-DD`.
+fn date(r: &Map<String, Value>, field: &str) -> Result<Option<NaiveDate>, String> {
+    match text(r, field)? {
+        None => Ok(None),
+        Some(s) => NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| format!("{field} is not a YYYY-MM-DD date")),
     }
 }
 

@@ -385,6 +385,8 @@ fn a_customer_decodes_exactly() {
             }),
             accepts_email_marketing: None,
             created_at: Some(t("2024-11-11T03:11:11Z")),
+            birth_date: None,
+            document_id: None,
         })
     );
 }

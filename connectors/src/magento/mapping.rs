@@ -95,6 +95,7 @@ pub(super) struct MgCustomer {
     email: Option<String>,
     firstname: Option<String>,
     lastname: Option<String>,
+    dob: Option<String>,
     created_at: Option<String>,
     updated_at: Option<String>,
     default_billing: Option<Value>,
@@ -262,6 +263,13 @@ pub(super) fn customer_record(
             .as_ref()
             .and_then(|e| e.is_subscribed),
         created_at,
+        // `dob` is a date, sometimes sent with a midnight time part.
+        birth_date: c
+            .dob
+            .as_deref()
+            .and_then(|d| d.get(..10))
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+        document_id: None,
     };
     Ok(SourceRecord {
         external_id,

@@ -260,6 +260,8 @@ fn customer_fixture_maps_exactly() {
             }),
             accepts_email_marketing: Some(true),
             created_at: Some(mt("2024-12-01 12:00:00")),
+            birth_date: None,
+            document_id: None,
         }
     );
 }

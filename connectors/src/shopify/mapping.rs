@@ -257,6 +257,8 @@ pub(super) fn customer_record(
         address: c.default_address.as_ref().and_then(address),
         accepts_email_marketing: c.email_marketing_consent.as_ref().and_then(consent),
         created_at,
+        birth_date: None,
+        document_id: None,
     };
     Ok(SourceRecord {
         external_id,

@@ -281,6 +281,8 @@ fn customer_fixture_decodes_exactly() {
             }),
             accepts_email_marketing: Some(true),
             created_at: Some(Utc.with_ymd_and_hms(2024, 12, 1, 15, 0, 0).unwrap()),
+            birth_date: None,
+            document_id: None,
         }),
     };
     assert_eq!(record, expected);

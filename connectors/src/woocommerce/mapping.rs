@@ -271,6 +271,8 @@ fn customer_record(
         address: billing.and_then(address),
         accepts_email_marketing: None,
         created_at,
+        birth_date: None,
+        document_id: None,
     };
     Ok(SourceRecord {
         external_id,

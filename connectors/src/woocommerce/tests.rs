@@ -332,6 +332,8 @@ fn customer_fixture_decodes_exactly() {
             address: Some(berlin_address()),
             accepts_email_marketing: None,
             created_at: Some(Utc.with_ymd_and_hms(2024, 12, 1, 10, 0, 0).unwrap()),
+            birth_date: None,
+            document_id: None,
         }),
     };
     assert_eq!(record, expected);

@@ -566,6 +566,8 @@ async fn polled_customers_match_the_webhook_record_and_decode_exactly() {
             }),
             accepts_email_marketing: None,
             created_at: Some(Utc.with_ymd_and_hms(2025, 1, 4, 10, 0, 0).unwrap()),
+            birth_date: None,
+            document_id: None,
         }),
     };
     assert_eq!(page.records[1], expected);
