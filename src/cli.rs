@@ -95,6 +95,16 @@ pub enum Command {
         #[arg(long)]
         map: Option<String>,
     },
+    /// Identity resolution
+    Resolve {
+        #[command(subcommand)]
+        command: ResolveCommand,
+    },
+    /// Write data out
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Manage workspaces
     Workspace {
         #[command(subcommand)]
@@ -110,5 +120,31 @@ pub enum WorkspaceCommand {
         /// Print {"id": ..., "api_key": ...}
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResolveCommand {
+    /// Recompute the workspace's profiles from its records, links and decisions
+    Rebuild {
+        /// The workspace id
+        #[arg(long)]
+        workspace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// One line per profile: golden fields, identities, traits, source records
+    Profiles {
+        /// The workspace id
+        #[arg(long)]
+        workspace: String,
+        /// Output format (jsonl is the one there is)
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+        /// File to write [default: standard output]
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }

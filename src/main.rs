@@ -1,6 +1,7 @@
 use clap::Parser;
 use shophub::app::Hub;
-use shophub::cli::{Cli, Command, WorkspaceCommand};
+use shophub::cli::{Cli, Command, ExportCommand, ResolveCommand, WorkspaceCommand};
+use shophub::clock::now_ms;
 use shophub::config::Config;
 use shophub::{backfill, demo, import, telemetry, workspaces};
 use shophub_connectors::poll::Resource;
@@ -59,6 +60,30 @@ async fn main() -> anyhow::Result<()> {
                 report.loaded,
                 report.rejected.len()
             );
+        }
+        Command::Resolve {
+            command: ResolveCommand::Rebuild { workspace },
+        } => {
+            let report =
+                shophub::resolve::rebuild::rebuild(hub.store.as_ref(), &workspace, now_ms())
+                    .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Export {
+            command: ExportCommand::Profiles { workspace, out, .. },
+        } => {
+            let written = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    shophub::export::profiles(hub.store.as_ref(), &workspace, &mut writer).await?
+                }
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    shophub::export::profiles(hub.store.as_ref(), &workspace, &mut stdout).await?
+                }
+            };
+            eprintln!("{written} profiles exported");
         }
         Command::Workspace {
             command: WorkspaceCommand::Create { name, json },

@@ -85,6 +85,17 @@ async fn decide(
         )
         .await?;
         body["profile_id"] = json!(survivor);
+    } else {
+        // A rejection is a cannot-link no later rule overrides.
+        crate::resolve::graph::keep_apart(
+            tx.as_mut(),
+            workspace_id,
+            &row.profile_a,
+            &row.profile_b,
+            "suggestion rejected",
+            now,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Json(body))

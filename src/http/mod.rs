@@ -3,6 +3,7 @@
 mod api_complaints;
 mod api_connections;
 mod api_feed;
+mod api_identity;
 mod api_inbox;
 mod api_profiles;
 mod api_suggestions;
@@ -19,7 +20,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::crypto::MasterKey;
@@ -69,6 +70,17 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
             get(api_profiles::conversations),
         )
         .route("/profiles/{id}/merge", post(api_suggestions::merge))
+        .route("/profiles/{id}/explain", get(api_identity::explain))
+        .route("/profiles/{id}/split", post(api_identity::split))
+        .route("/profiles/{id}/unlink", post(api_identity::unlink))
+        .route(
+            "/identity/protected",
+            get(api_identity::list_protected).post(api_identity::protect),
+        )
+        .route(
+            "/identity/protected/{kind}/{value}",
+            delete(api_identity::unprotect),
+        )
         .route("/suggestions", get(api_suggestions::list))
         .route("/suggestions/{id}/accept", post(api_suggestions::accept))
         .route("/suggestions/{id}/reject", post(api_suggestions::reject))

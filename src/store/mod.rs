@@ -202,6 +202,18 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<StoredRecord>>;
     /// The profile's conversations, most recent first.
     async fn conversations(&self, profile_id: &str) -> StoreResult<Vec<ConversationRow>>;
+    /// Active links of a profile's records, oldest first.
+    async fn explain(&self, profile_id: &str) -> StoreResult<Vec<LinkRow>>;
+    async fn protected_values(&self, workspace_id: &str) -> StoreResult<Vec<ProtectedRow>>;
+    /// Live profile ids after `after`, in id order (for exports).
+    async fn profile_ids(
+        &self,
+        workspace_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// The records a profile is built from.
+    async fn profile_sources(&self, profile_id: &str) -> StoreResult<Vec<RecordId>>;
     async fn changes(
         &self,
         workspace_id: &str,
@@ -283,5 +295,73 @@ pub trait WriteTx: Send {
         lease_token: &str,
         now: i64,
     ) -> StoreResult<bool>;
+    /// Key values of the workspace that must not link.
+    async fn protected_keys(&mut self, workspace_id: &str) -> StoreResult<Vec<(String, String)>>;
+    async fn protect(
+        &mut self,
+        workspace_id: &str,
+        kind: &str,
+        value: &str,
+        source: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// False if the value was not protected.
+    async fn unprotect(&mut self, workspace_id: &str, kind: &str, value: &str)
+        -> StoreResult<bool>;
+    /// Records carrying any of the keys, with their profiles (at most `limit`).
+    async fn key_holders(
+        &mut self,
+        workspace_id: &str,
+        keys: &[ScopedKey],
+        limit: i64,
+    ) -> StoreResult<Vec<KeyHolder>>;
+    /// Live profiles holding a key value, in any scope.
+    async fn profiles_with_value(
+        &mut self,
+        workspace_id: &str,
+        kind: &str,
+        value: &str,
+    ) -> StoreResult<Vec<String>>;
+    /// Distinct email and phone values a profile's records carry (bounded).
+    async fn profile_values(&mut self, profile_id: &str) -> StoreResult<Vec<(String, String)>>;
+    async fn add_link(&mut self, link: &NewLink<'_>) -> StoreResult<()>;
+    /// Marks removed the active links that now join records of different
+    /// profiles, where one side is in `profile_id`.
+    async fn remove_crossing_links(
+        &mut self,
+        profile_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Whether a person said some record of one profile is not the same
+    /// person as some record of the other.
+    async fn cannot_link_between(&mut self, profile_a: &str, profile_b: &str) -> StoreResult<bool>;
+    async fn add_cannot_link(
+        &mut self,
+        workspace_id: &str,
+        a: RecordRef<'_>,
+        b: RecordRef<'_>,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Drops cannot-links between two profiles' records (a person merged them).
+    async fn clear_cannot_links(&mut self, profile_a: &str, profile_b: &str) -> StoreResult<()>;
+    /// Every record of the profile with each key it carries (one row per
+    /// key; a record without keys appears once with no key).
+    async fn profile_keys(&mut self, profile_id: &str) -> StoreResult<Vec<RecordKeyRow>>;
+    /// `profile_keys` for every record of the workspace.
+    async fn workspace_keys(&mut self, workspace_id: &str) -> StoreResult<Vec<RecordKeyRow>>;
+    /// Every active link of the workspace.
+    async fn workspace_links(&mut self, workspace_id: &str) -> StoreResult<Vec<LinkRow>>;
+    async fn workspace_cannot_links(
+        &mut self,
+        workspace_id: &str,
+    ) -> StoreResult<Vec<CannotLinkRow>>;
+    /// Active links whose first record is in the profile.
+    async fn profile_links(&mut self, profile_id: &str) -> StoreResult<Vec<LinkRow>>;
+    /// Cannot-links with at least one record in the profile.
+    async fn profile_cannot_links(&mut self, profile_id: &str) -> StoreResult<Vec<CannotLinkRow>>;
+    async fn move_record(&mut self, record: RecordRef<'_>, profile_id: &str) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -538,6 +538,49 @@ impl Store for SqlStore {
         .await?)
     }
 
+    async fn explain(&self, profile_id: &str) -> StoreResult<Vec<LinkRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{LINK_COLUMNS} WHERE l.removed_at IS NULL AND (ra.profile_id = $1 OR rb.profile_id = $1) \
+             ORDER BY l.created_at, l.id"
+        ))
+        .bind(profile_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn protected_values(&self, workspace_id: &str) -> StoreResult<Vec<ProtectedRow>> {
+        Ok(sqlx::query_as(
+            "SELECT key_kind, key_value, source, reason, created_at FROM protected_values \
+             WHERE workspace_id = $1 ORDER BY key_kind, key_value",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn profile_ids(&self, workspace_id: &str, after: &str, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM profiles WHERE workspace_id = $1 AND merged_into IS NULL AND id > $2 \
+             AND EXISTS (SELECT 1 FROM source_records r WHERE r.profile_id = profiles.id) \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn profile_sources(&self, profile_id: &str) -> StoreResult<Vec<RecordId>> {
+        Ok(sqlx::query_as(
+            "SELECT connection_id, kind, external_id FROM source_records WHERE profile_id = $1 \
+             ORDER BY connection_id, kind, external_id",
+        )
+        .bind(profile_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     async fn changes(&self, workspace_id: &str, after: i64, limit: i64) -> StoreResult<Vec<ChangeRow>> {
         Ok(sqlx::query_as(
             "SELECT seq, kind, profile_id, data, created_at FROM changes \
@@ -567,6 +610,27 @@ const SUGGESTION_COLUMNS: &str =
 
 const SYNC_TARGET_COLUMNS: &str =
     "SELECT id, workspace_id, platform, settings, secrets, auth_status FROM connections";
+
+/// Links with the platforms and current profiles of both records.
+const LINK_COLUMNS: &str = "SELECT l.id, l.a_connection, l.a_kind, l.a_external, ca.platform AS a_platform, \
+    l.b_connection, l.b_kind, l.b_external, cb.platform AS b_platform, l.rule, l.score, l.evidence, l.created_at \
+    FROM identity_links l \
+    JOIN source_records ra ON ra.connection_id = l.a_connection AND ra.kind = l.a_kind AND ra.external_id = l.a_external \
+    JOIN source_records rb ON rb.connection_id = l.b_connection AND rb.kind = l.b_kind AND rb.external_id = l.b_external \
+    JOIN connections ca ON ca.id = l.a_connection \
+    JOIN connections cb ON cb.id = l.b_connection";
+
+/// Records with each key they carry; a record without keys appears once.
+const RECORD_KEY_ROWS: &str = "SELECT r.profile_id, r.connection_id, r.kind, r.external_id, r.created_at, \
+    k.key_kind, k.key_scope, k.key_value \
+    FROM source_records r LEFT JOIN record_keys k ON k.connection_id = r.connection_id \
+      AND k.record_kind = r.kind AND k.external_id = r.external_id";
+const RECORD_KEY_ORDER: &str = "ORDER BY r.created_at, r.connection_id, r.kind, r.external_id";
+
+/// Joins a cannot-link's two records to their profiles as `ra` and `rb`.
+const CANNOT_LINK_RECORDS: &str = "FROM cannot_links c \
+    JOIN source_records ra ON ra.connection_id = c.a_connection AND ra.kind = c.a_kind AND ra.external_id = c.a_external \
+    JOIN source_records rb ON rb.connection_id = c.b_connection AND rb.kind = c.b_kind AND rb.external_id = c.b_external";
 
 pub struct SqlWriteTx {
     tx: Transaction<'static, Db>,
@@ -923,6 +987,240 @@ impl WriteTx for SqlWriteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn protected_keys(&mut self, workspace_id: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as("SELECT key_kind, key_value FROM protected_values WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    async fn protect(&mut self, workspace_id: &str, kind: &str, value: &str, source: &str, reason: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO protected_values (workspace_id, key_kind, key_value, source, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, key_kind, key_value) DO NOTHING",
+        )
+        .bind(workspace_id)
+        .bind(kind)
+        .bind(value)
+        .bind(source)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn unprotect(&mut self, workspace_id: &str, kind: &str, value: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM protected_values WHERE workspace_id = $1 AND key_kind = $2 AND key_value = $3")
+            .bind(workspace_id)
+            .bind(kind)
+            .bind(value)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn key_holders(&mut self, workspace_id: &str, keys: &[ScopedKey], limit: i64) -> StoreResult<Vec<KeyHolder>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lookups = (0..keys.len())
+            .map(|i| {
+                let p = 3 + i * 3;
+                format!(
+                    "SELECT connection_id, record_kind, external_id, key_kind, key_scope, key_value FROM record_keys \
+                     WHERE workspace_id = $1 AND key_kind = ${p} AND key_value = ${} AND key_scope = ${}",
+                    p + 2,
+                    p + 1
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let sql = format!(
+            "SELECT k.connection_id, k.record_kind AS kind, k.external_id, r.profile_id, k.key_kind, k.key_scope, k.key_value \
+             FROM ({lookups}) k \
+             JOIN source_records r ON r.connection_id = k.connection_id \
+               AND r.kind = k.record_kind AND r.external_id = k.external_id \
+             ORDER BY r.created_at, k.connection_id, k.record_kind, k.external_id LIMIT $2"
+        );
+        let mut query = sqlx::query_as(&sql).bind(workspace_id).bind(limit);
+        for key in keys {
+            query = query.bind(key.kind).bind(&key.scope).bind(&key.value);
+        }
+        Ok(query.fetch_all(&mut *self.tx).await?)
+    }
+
+    async fn profiles_with_value(&mut self, workspace_id: &str, kind: &str, value: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT r.profile_id FROM record_keys k \
+             JOIN source_records r ON r.connection_id = k.connection_id \
+               AND r.kind = k.record_kind AND r.external_id = k.external_id \
+             WHERE k.workspace_id = $1 AND k.key_kind = $2 AND k.key_value = $3 ORDER BY r.profile_id",
+        )
+        .bind(workspace_id)
+        .bind(kind)
+        .bind(value)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn profile_values(&mut self, profile_id: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT k.key_kind, k.key_value FROM source_records r \
+             JOIN record_keys k ON k.connection_id = r.connection_id \
+               AND k.record_kind = r.kind AND k.external_id = r.external_id \
+             WHERE r.profile_id = $1 AND k.key_kind IN ('email', 'phone') LIMIT 200",
+        )
+        .bind(profile_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn add_link(&mut self, l: &NewLink<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO identity_links (workspace_id, a_connection, a_kind, a_external, b_connection, b_kind, \
+               b_external, rule, score, evidence, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(l.workspace_id)
+        .bind(l.a.connection_id)
+        .bind(l.a.kind)
+        .bind(l.a.external_id)
+        .bind(l.b.connection_id)
+        .bind(l.b.kind)
+        .bind(l.b.external_id)
+        .bind(l.rule)
+        .bind(l.score)
+        .bind(l.evidence)
+        .bind(l.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_crossing_links(&mut self, profile_id: &str, reason: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE identity_links SET removed_at = $2, removed_reason = $3 WHERE removed_at IS NULL AND id IN ( \
+               SELECT l.id FROM identity_links l \
+               JOIN source_records ra ON ra.connection_id = l.a_connection AND ra.kind = l.a_kind AND ra.external_id = l.a_external \
+               JOIN source_records rb ON rb.connection_id = l.b_connection AND rb.kind = l.b_kind AND rb.external_id = l.b_external \
+               WHERE ra.profile_id <> rb.profile_id AND (ra.profile_id = $1 OR rb.profile_id = $1))",
+        )
+        .bind(profile_id)
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn cannot_link_between(&mut self, profile_a: &str, profile_b: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT 1 {CANNOT_LINK_RECORDS} WHERE (ra.profile_id = $1 AND rb.profile_id = $2) \
+               OR (ra.profile_id = $2 AND rb.profile_id = $1) LIMIT 1"
+        ))
+        .bind(profile_a)
+        .bind(profile_b)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn add_cannot_link(&mut self, workspace_id: &str, a: RecordRef<'_>, b: RecordRef<'_>, reason: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO cannot_links (workspace_id, a_connection, a_kind, a_external, b_connection, b_kind, \
+               b_external, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (a_connection, a_kind, a_external, b_connection, b_kind, b_external) DO NOTHING",
+        )
+        .bind(workspace_id)
+        .bind(a.connection_id)
+        .bind(a.kind)
+        .bind(a.external_id)
+        .bind(b.connection_id)
+        .bind(b.kind)
+        .bind(b.external_id)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_cannot_links(&mut self, profile_a: &str, profile_b: &str) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "DELETE FROM cannot_links WHERE (a_connection, a_kind, a_external, b_connection, b_kind, b_external) IN ( \
+               SELECT c.a_connection, c.a_kind, c.a_external, c.b_connection, c.b_kind, c.b_external {CANNOT_LINK_RECORDS} \
+               WHERE (ra.profile_id = $1 AND rb.profile_id = $2) OR (ra.profile_id = $2 AND rb.profile_id = $1))"
+        ))
+        .bind(profile_a)
+        .bind(profile_b)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn profile_keys(&mut self, profile_id: &str) -> StoreResult<Vec<RecordKeyRow>> {
+        Ok(sqlx::query_as(&format!("{RECORD_KEY_ROWS} WHERE r.profile_id = $1 {RECORD_KEY_ORDER}"))
+            .bind(profile_id)
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    async fn workspace_keys(&mut self, workspace_id: &str) -> StoreResult<Vec<RecordKeyRow>> {
+        Ok(sqlx::query_as(&format!("{RECORD_KEY_ROWS} WHERE r.workspace_id = $1 {RECORD_KEY_ORDER}"))
+            .bind(workspace_id)
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    async fn workspace_links(&mut self, workspace_id: &str) -> StoreResult<Vec<LinkRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{LINK_COLUMNS} WHERE l.removed_at IS NULL AND l.workspace_id = $1 ORDER BY l.id"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn workspace_cannot_links(&mut self, workspace_id: &str) -> StoreResult<Vec<CannotLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT a_connection, a_kind, a_external, b_connection, b_kind, b_external FROM cannot_links \
+             WHERE workspace_id = $1",
+        )
+        .bind(workspace_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn profile_links(&mut self, profile_id: &str) -> StoreResult<Vec<LinkRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{LINK_COLUMNS} WHERE l.removed_at IS NULL AND ra.profile_id = $1 ORDER BY l.id"
+        ))
+        .bind(profile_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn profile_cannot_links(&mut self, profile_id: &str) -> StoreResult<Vec<CannotLinkRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT c.a_connection, c.a_kind, c.a_external, c.b_connection, c.b_kind, c.b_external \
+             {CANNOT_LINK_RECORDS} WHERE ra.profile_id = $1 OR rb.profile_id = $1"
+        ))
+        .bind(profile_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn move_record(&mut self, r: RecordRef<'_>, profile_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE source_records SET profile_id = $4 WHERE connection_id = $1 AND kind = $2 AND external_id = $3")
+            .bind(r.connection_id)
+            .bind(r.kind)
+            .bind(r.external_id)
+            .bind(profile_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

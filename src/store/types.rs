@@ -129,6 +129,7 @@ pub struct ChangeRow {
 }
 
 /// Identifies a source record.
+#[derive(Debug, Clone, Copy)]
 pub struct RecordRef<'a> {
     pub connection_id: &'a str,
     pub kind: &'a str,
@@ -296,4 +297,97 @@ pub struct SuggestionRow {
     pub status: String,
     pub created_at: i64,
     pub decided_at: Option<i64>,
+}
+
+/// A source record's identity, owned.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, sqlx::FromRow,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RecordId {
+    pub connection_id: String,
+    pub kind: String,
+    pub external_id: String,
+}
+
+impl RecordId {
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            connection_id: &self.connection_id,
+            kind: &self.kind,
+            external_id: &self.external_id,
+        }
+    }
+}
+
+/// A record that carries a key, with the profile it belongs to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyHolder {
+    pub connection_id: String,
+    pub kind: String,
+    pub external_id: String,
+    pub profile_id: String,
+    pub key_kind: String,
+    pub key_scope: String,
+    pub key_value: String,
+}
+
+/// One key a record of a profile carries.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordKeyRow {
+    pub profile_id: String,
+    pub connection_id: String,
+    pub kind: String,
+    pub external_id: String,
+    pub created_at: i64,
+    pub key_kind: Option<String>,
+    pub key_scope: Option<String>,
+    pub key_value: Option<String>,
+}
+
+pub struct NewLink<'a> {
+    pub workspace_id: &'a str,
+    pub a: RecordRef<'a>,
+    pub b: RecordRef<'a>,
+    pub rule: &'a str,
+    pub score: Option<f64>,
+    pub evidence: &'a str,
+    pub now: i64,
+}
+
+/// A stored link, with the platforms of both records for explaining it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkRow {
+    pub id: i64,
+    pub a_connection: String,
+    pub a_kind: String,
+    pub a_external: String,
+    pub a_platform: String,
+    pub b_connection: String,
+    pub b_kind: String,
+    pub b_external: String,
+    pub b_platform: String,
+    pub rule: String,
+    pub score: Option<f64>,
+    pub evidence: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CannotLinkRow {
+    pub a_connection: String,
+    pub a_kind: String,
+    pub a_external: String,
+    pub b_connection: String,
+    pub b_kind: String,
+    pub b_external: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ProtectedRow {
+    pub key_kind: String,
+    pub key_value: String,
+    pub source: String,
+    pub reason: String,
+    pub created_at: i64,
 }

@@ -240,6 +240,50 @@ impl TestHub {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A `custom` connection (Standard Webhooks, canonical records) whose
+    /// phones are read in China.
+    pub async fn custom(&self, ws: &Workspace) -> Connection {
+        let secret = format!("whsec_{}", STANDARD.encode([9u8; 32]));
+        let (status, conn) = self
+            .post(
+                &ws.key,
+                "/v1/connections",
+                json!({"platform": "custom", "name": "chat export",
+                       "settings": {"default_region": "CN"}, "secrets": {"webhook_secret": secret}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{conn}");
+        Connection {
+            id: conn["id"].as_str().unwrap().into(),
+            webhook_url: conn["webhook_url"].as_str().unwrap().into(),
+            secret,
+        }
+    }
+
+    /// Delivers canonical records to a `custom` connection, signed, and
+    /// applies them.
+    pub async fn deliver(&self, conn: &Connection, records: Value) {
+        let body = json!({"records": records}).to_string();
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let timestamp = chrono::Utc::now().timestamp().to_string();
+        let key = STANDARD
+            .decode(conn.secret.trim_start_matches("whsec_"))
+            .unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+        let signature = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+        let headers = [
+            ("webhook-id", id.as_str()),
+            ("webhook-timestamp", timestamp.as_str()),
+            ("webhook-signature", signature.as_str()),
+        ];
+        let (status, answer) = self
+            .send_raw(&conn.webhook_url, body.into_bytes(), &headers)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        self.drain().await;
+    }
+
     pub async fn connect(&self, ws: &Workspace, platform: &str, settings: Value) -> Connection {
         let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
         let (status, body) = self

@@ -10,6 +10,7 @@ mod chat;
 mod cli;
 mod conversations;
 mod durability;
+mod identity;
 mod pipeline;
 mod platforms;
 mod suggestions;

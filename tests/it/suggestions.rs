@@ -1,71 +1,23 @@
 //! A message that mentions another customer's email, phone or order is
 //! evidence, never a silent merge: it becomes a suggestion a person decides.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::harness::*;
-
-async fn deliver(hub: &TestHub, conn: &Connection, records: Value) {
-    use base64::Engine;
-    use hmac::{Hmac, Mac};
-    let body = json!({"records": records}).to_string();
-    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let timestamp = chrono::Utc::now().timestamp().to_string();
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(conn.secret.trim_start_matches("whsec_"))
-        .unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    let signature = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
-    let headers = [
-        ("webhook-id", id.as_str()),
-        ("webhook-timestamp", timestamp.as_str()),
-        ("webhook-signature", signature.as_str()),
-    ];
-    let (status, answer) = hub
-        .send_raw(&conn.webhook_url, body.into_bytes(), &headers)
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    hub.drain().await;
-}
-
-async fn custom_connection(hub: &TestHub, ws: &Workspace) -> Connection {
-    use base64::Engine;
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode([9u8; 32])
-    );
-    let (_, conn) = hub
-        .post(
-            &ws.key,
-            "/v1/connections",
-            json!({"platform": "custom", "name": "chat export",
-        "settings": {"default_region": "CN"}, "secrets": {"webhook_secret": secret}}),
-        )
-        .await;
-    Connection {
-        id: conn["id"].as_str().unwrap().into(),
-        webhook_url: conn["webhook_url"].as_str().unwrap().into(),
-        secret,
-    }
-}
 
 both_backends! {
     async fn mentions_become_suggestions_that_people_accept_or_reject(backend: Backend) {
         let hub = spawn(backend).await;
         let ws = hub.workspace("acme").await;
-        let conn = custom_connection(&hub, &ws).await;
+        let conn = hub.custom(&ws).await;
         // A known shop customer, and a chat user who only has a handle.
-        deliver(&hub, &conn, json!([
+        hub.deliver(&conn, json!([
             {"kind": "customer", "external_id": "shop-1", "updated_at": "2026-01-01T00:00:00Z", "name": "王伟",
              "emails": ["wang.wei@example.com"]},
             {"kind": "order", "external_id": "727", "updated_at": "2026-01-02T00:00:00Z", "customer_external_id": "shop-1",
              "status": "paid", "currency": "CNY", "total": "99.00", "line_items": []},
         ])).await;
-        deliver(&hub, &conn, json!([
+        hub.deliver(&conn, json!([
             {"kind": "message", "external_id": "m1", "conversation_id": "chat-9", "channel": "wechat", "direction": "inbound",
              "customer_external_id": "wx-9", "text": "我的邮箱是 wang.wei@example.com,订单号727", "sent_at": "2026-01-03T00:00:00Z"},
         ])).await;
@@ -95,7 +47,7 @@ both_backends! {
         assert_eq!(hub.post(&ws.key, &format!("/v1/suggestions/{id}/accept"), json!({})).await.0, 404);
 
         // Another mention, this time rejected: the profiles stay apart.
-        deliver(&hub, &conn, json!([
+        hub.deliver(&conn, json!([
             {"kind": "customer", "external_id": "shop-2", "updated_at": "2026-01-01T00:00:00Z", "name": "李娜", "phones": ["13900001111"]},
             {"kind": "message", "external_id": "m2", "conversation_id": "chat-7", "channel": "wechat", "direction": "inbound",
              "customer_external_id": "wx-7", "text": "帮我朋友问一下,她电话 139 0000 1111", "sent_at": "2026-01-04T00:00:00Z"},

@@ -7,7 +7,7 @@
 //! stored version of the same record changes nothing, so replays and
 //! out-of-order deliveries are harmless.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 use shophub_connectors::model::{Direction, Message, RecordBody, SourceRecord};
@@ -15,11 +15,17 @@ use shophub_connectors::model::{Direction, Message, RecordBody, SourceRecord};
 use crate::complaints::ComplaintRules;
 use crate::mentions::{self, Mention};
 use crate::profile;
-use crate::store::NewSuggestion;
 use crate::store::{
-    NewChange, NewComplaint, NewRecord, ProfileStub, RecordRef, ScopedKey, StoreError, StoreResult,
-    WriteTx,
+    KeyHolder, NewChange, NewComplaint, NewLink, NewRecord, NewSuggestion, ProfileStub, RecordRef,
+    ScopedKey, StoreError, StoreResult, WriteTx,
 };
+
+pub mod graph;
+pub mod rebuild;
+
+/// Records carrying a record's keys that are looked at: enough for any
+/// real person, bounded for a value that many records share.
+const HOLDER_LIMIT: i64 = 500;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -77,6 +83,8 @@ pub async fn apply(
     let mut created: BTreeSet<String> = BTreeSet::new();
     let mut touched: BTreeSet<String> = BTreeSet::new();
     let mut regions: HashMap<String, Option<String>> = HashMap::new();
+    let mut protection = graph::Protection::load(tx, workspace_id).await?;
+    let mut recheck: BTreeSet<String> = BTreeSet::new();
 
     for (connection_id, record) in batches.iter().flat_map(Batch::tagged) {
         let kind = record.kind().as_str();
@@ -96,15 +104,17 @@ pub async fn apply(
         }
 
         let keys = scoped_keys(record, connection_id);
-        let mut candidates = tx.profiles_with_keys(workspace_id, &keys).await?;
-        if let Some(state) = &existing {
-            if !candidates.iter().any(|p| p.id == state.profile_id) {
-                candidates.push(tx.profile_stub(&state.profile_id).await?);
-            }
-        }
-        candidates.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-
-        let profile_id = match candidates.split_first() {
+        let placed = place(
+            tx,
+            workspace_id,
+            &at,
+            existing.as_ref().map(|s| s.profile_id.as_str()),
+            &keys,
+            &mut protection,
+            now,
+        )
+        .await?;
+        let profile_id = match placed.group.split_first() {
             None => {
                 let id = new_profile_id();
                 tx.create_profile(workspace_id, &id, now).await?;
@@ -126,6 +136,7 @@ pub async fn apply(
                 survivor.id.clone()
             }
         };
+        recheck.extend(placed.recheck);
 
         let data = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (channel, conversation_id) = match &record.body {
@@ -147,6 +158,24 @@ pub async fn apply(
             now,
         })
         .await?;
+        for holder in &placed.links {
+            let evidence =
+                json!({ "kind": holder.key_kind, "value": holder.key_value }).to_string();
+            tx.add_link(&NewLink {
+                workspace_id,
+                a: at,
+                b: RecordRef {
+                    connection_id: &holder.connection_id,
+                    kind: &holder.kind,
+                    external_id: &holder.external_id,
+                },
+                rule: &format!("key:{}", holder.key_kind),
+                score: None,
+                evidence: &evidence,
+                now,
+            })
+            .await?;
+        }
         match rules.classify(record) {
             Some(complaint) => {
                 let severity = complaint.severity.as_str();
@@ -192,12 +221,149 @@ pub async fn apply(
         applied.records += 1;
     }
 
+    // Profiles a detected protection may have to take apart.
+    for id in &recheck {
+        if let Some(live) = tx.live_profile(id).await? {
+            if live.id == *id {
+                graph::recompute(
+                    tx,
+                    workspace_id,
+                    id,
+                    "a protected value stopped linking",
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
     for id in &touched {
         if refresh_profile(tx, workspace_id, id, created.contains(id), now).await? {
             applied.changes += 1;
         }
     }
     Ok(applied)
+}
+
+/// Where a record goes: the profiles it joins (oldest first; empty for a new
+/// profile), the records whose keys it links to, and profiles to recompute
+/// because a key value was found to join implausibly many people.
+struct Placement {
+    group: Vec<ProfileStub>,
+    links: Vec<KeyHolder>,
+    recheck: BTreeSet<String>,
+}
+
+async fn place(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    at: &RecordRef<'_>,
+    own: Option<&str>,
+    keys: &[ScopedKey],
+    protection: &mut graph::Protection,
+    now: i64,
+) -> StoreResult<Placement> {
+    let linking: Vec<ScopedKey> = keys
+        .iter()
+        .filter(|k| !protection.blocks(k.kind, &k.value))
+        .cloned()
+        .collect();
+    let mut first_holder: BTreeMap<String, KeyHolder> = BTreeMap::new();
+    for holder in tx.key_holders(workspace_id, &linking, HOLDER_LIMIT).await? {
+        let itself = holder.connection_id == at.connection_id
+            && holder.kind == at.kind
+            && holder.external_id == at.external_id;
+        if itself || Some(holder.profile_id.as_str()) == own {
+            continue;
+        }
+        match first_holder.get(&holder.profile_id) {
+            Some(held) if key_rank(&held.key_kind) <= key_rank(&holder.key_kind) => {}
+            _ => {
+                first_holder.insert(holder.profile_id.clone(), holder);
+            }
+        }
+    }
+    // The most specific key decides first: when a person kept two of the
+    // candidates apart, the record stays with its own account's id rather
+    // than with a shared phone.
+    let mut candidates = Vec::new();
+    for (id, holder) in &first_holder {
+        let stub = tx.profile_stub(id).await?;
+        candidates.push((key_rank(&holder.key_kind), stub));
+    }
+    candidates
+        .sort_by(|(ra, a), (rb, b)| (ra, a.created_at, &a.id).cmp(&(rb, b.created_at, &b.id)));
+    let candidates: Vec<ProfileStub> = candidates.into_iter().map(|(_, stub)| stub).collect();
+
+    let mut placement = Placement {
+        group: Vec::new(),
+        links: Vec::new(),
+        recheck: BTreeSet::new(),
+    };
+    let mut values: BTreeSet<(String, String)> = keys
+        .iter()
+        .filter(|k| matches!(k.kind, "email" | "phone"))
+        .map(|k| (k.kind.to_string(), k.value.clone()))
+        .collect();
+    if let Some(own) = own {
+        placement.group.push(tx.profile_stub(own).await?);
+        values.extend(tx.profile_values(own).await?);
+    }
+    'candidates: for candidate in candidates {
+        let holder = &first_holder[&candidate.id];
+        if protection.blocks(&holder.key_kind, &holder.key_value) {
+            continue;
+        }
+        for member in &placement.group {
+            if tx.cannot_link_between(&member.id, &candidate.id).await? {
+                continue 'candidates;
+            }
+        }
+        let mut joined = values.clone();
+        joined.extend(tx.profile_values(&candidate.id).await?);
+        let crowded = ["email", "phone"].into_iter().find_map(|kind| {
+            let n = joined.iter().filter(|(k, _)| k == kind).count();
+            (n > graph::max_values(kind)).then_some((kind, n))
+        });
+        if let Some((kind, n)) = crowded {
+            let reason = format!(
+                "{} {} would join {n} distinct {kind} values in one profile",
+                holder.key_kind, holder.key_value
+            );
+            tx.protect(
+                workspace_id,
+                &holder.key_kind,
+                &holder.key_value,
+                "detected",
+                &reason,
+                now,
+            )
+            .await?;
+            protection.insert(&holder.key_kind, &holder.key_value);
+            placement.recheck.insert(candidate.id.clone());
+            placement
+                .recheck
+                .extend(placement.group.iter().map(|p| p.id.clone()));
+            continue;
+        }
+        values = joined;
+        placement.links.push(holder.clone());
+        placement.group.push(candidate);
+    }
+    placement
+        .group
+        .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(placement)
+}
+
+/// How specific a key is: an account id names one person on one
+/// connection; an email or phone may be shared.
+fn key_rank(kind: &str) -> u8 {
+    match kind {
+        "customer_id" => 0,
+        "wechat_unionid" => 1,
+        "email" => 2,
+        _ => 3,
+    }
 }
 
 /// Mentions of another customer's email, phone or order in a message are
@@ -289,6 +455,30 @@ pub async fn merge_profiles(
     } else {
         (b, a)
     };
+    // A person's merge overrides an earlier "not the same person", and is
+    // itself a link: a later recomputation keeps the two together.
+    tx.clear_cannot_links(&survivor.id, &absorbed.id).await?;
+    let first = |rows: Vec<crate::store::RecordKeyRow>| {
+        rows.into_iter().next().map(|row| crate::store::RecordId {
+            connection_id: row.connection_id,
+            kind: row.kind,
+            external_id: row.external_id,
+        })
+    };
+    let left = first(tx.profile_keys(&survivor.id).await?);
+    let right = first(tx.profile_keys(&absorbed.id).await?);
+    if let (Some(left), Some(right)) = (left, right) {
+        tx.add_link(&NewLink {
+            workspace_id,
+            a: left.as_ref(),
+            b: right.as_ref(),
+            rule: "manual",
+            score: None,
+            evidence: &json!({ "merged": [survivor.id, absorbed.id] }).to_string(),
+            now,
+        })
+        .await?;
+    }
     let mut applied = Applied::default();
     let (mut created, mut touched) = (BTreeSet::new(), BTreeSet::new());
     merge(
