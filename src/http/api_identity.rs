@@ -109,7 +109,7 @@ pub async fn split(
     if let Some(stranger) = moving.iter().find(|r| !held.contains(r)) {
         return Err(ApiError::validation(
             "records",
-            &format!(
+            format!(
                 "{} {} of connection {} is not in this profile",
                 stranger.kind, stranger.external_id, stranger.connection_id
             ),
