@@ -48,3 +48,11 @@ CREATE TABLE protected_values (
     created_at     BIGINT NOT NULL,
     PRIMARY KEY (workspace_id, key_kind, key_value)
 );
+
+-- The match model's parameters per workspace, learnt from its own records
+-- (expectation maximisation, no labels) by `shophub resolve rebuild`.
+CREATE TABLE resolver_params (
+    workspace_id   TEXT PRIMARY KEY,
+    params         TEXT NOT NULL,
+    estimated_at   BIGINT NOT NULL
+);

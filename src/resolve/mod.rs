@@ -16,8 +16,8 @@ use crate::complaints::ComplaintRules;
 use crate::mentions::{self, Mention};
 use crate::profile;
 use crate::store::{
-    KeyHolder, NewChange, NewComplaint, NewLink, NewRecord, NewSuggestion, ProfileStub, RecordRef,
-    ScopedKey, StoreError, StoreResult, WriteTx,
+    KeyHolder, NewChange, NewComplaint, NewLink, NewRecord, NewSuggestion, ProfileStub, RecordId,
+    RecordRef, ScopedKey, StoreError, StoreResult, WriteTx,
 };
 
 pub mod graph;
@@ -110,6 +110,7 @@ pub async fn apply(
             &at,
             existing.as_ref().map(|s| s.profile_id.as_str()),
             &keys,
+            Vec::new(),
             &mut protection,
             now,
         )
@@ -158,20 +159,14 @@ pub async fn apply(
             now,
         })
         .await?;
-        for holder in &placed.links {
-            let evidence =
-                json!({ "kind": holder.key_kind, "value": holder.key_value }).to_string();
+        for joiner in &placed.links {
             tx.add_link(&NewLink {
                 workspace_id,
                 a: at,
-                b: RecordRef {
-                    connection_id: &holder.connection_id,
-                    kind: &holder.kind,
-                    external_id: &holder.external_id,
-                },
-                rule: &format!("key:{}", holder.key_kind),
-                score: None,
-                evidence: &evidence,
+                b: joiner.record.as_ref(),
+                rule: &joiner.rule,
+                score: joiner.score,
+                evidence: &joiner.evidence,
                 now,
             })
             .await?;
@@ -249,8 +244,41 @@ pub async fn apply(
 /// because a key value was found to join implausibly many people.
 struct Placement {
     group: Vec<ProfileStub>,
-    links: Vec<KeyHolder>,
+    links: Vec<Joiner>,
     recheck: BTreeSet<String>,
+}
+
+/// Why a record joins a profile: a shared key, or a model match with one
+/// of the profile's records.
+#[derive(Debug, Clone)]
+pub(crate) struct Joiner {
+    pub record: RecordId,
+    pub profile_id: String,
+    pub rule: String,
+    pub score: Option<f64>,
+    pub evidence: String,
+    /// The key value, for key joins: it is what protection stops.
+    pub key: Option<(String, String)>,
+    /// Lower decides first.
+    pub rank: u8,
+}
+
+impl Joiner {
+    fn of_key(holder: KeyHolder) -> Joiner {
+        Joiner {
+            rank: key_rank(&holder.key_kind),
+            rule: format!("key:{}", holder.key_kind),
+            evidence: json!({ "kind": holder.key_kind, "value": holder.key_value }).to_string(),
+            key: Some((holder.key_kind, holder.key_value)),
+            score: None,
+            profile_id: holder.profile_id,
+            record: RecordId {
+                connection_id: holder.connection_id,
+                kind: holder.kind,
+                external_id: holder.external_id,
+            },
+        }
+    }
 }
 
 async fn place(
@@ -259,6 +287,7 @@ async fn place(
     at: &RecordRef<'_>,
     own: Option<&str>,
     keys: &[ScopedKey],
+    model_matches: Vec<Joiner>,
     protection: &mut graph::Protection,
     now: i64,
 ) -> StoreResult<Placement> {
@@ -267,28 +296,29 @@ async fn place(
         .filter(|k| !protection.blocks(k.kind, &k.value))
         .cloned()
         .collect();
-    let mut first_holder: BTreeMap<String, KeyHolder> = BTreeMap::new();
-    for holder in tx.key_holders(workspace_id, &linking, HOLDER_LIMIT).await? {
-        let itself = holder.connection_id == at.connection_id
-            && holder.kind == at.kind
-            && holder.external_id == at.external_id;
-        if itself || Some(holder.profile_id.as_str()) == own {
+    let mut best: BTreeMap<String, Joiner> = BTreeMap::new();
+    let holders = tx.key_holders(workspace_id, &linking, HOLDER_LIMIT).await?;
+    for joiner in holders.into_iter().map(Joiner::of_key).chain(model_matches) {
+        let itself = joiner.record.connection_id == at.connection_id
+            && joiner.record.kind == at.kind
+            && joiner.record.external_id == at.external_id;
+        if itself || Some(joiner.profile_id.as_str()) == own {
             continue;
         }
-        match first_holder.get(&holder.profile_id) {
-            Some(held) if key_rank(&held.key_kind) <= key_rank(&holder.key_kind) => {}
+        match best.get(&joiner.profile_id) {
+            Some(held) if held.rank <= joiner.rank => {}
             _ => {
-                first_holder.insert(holder.profile_id.clone(), holder);
+                best.insert(joiner.profile_id.clone(), joiner);
             }
         }
     }
-    // The most specific key decides first: when a person kept two of the
+    // The most specific reason decides first: when a person kept two of the
     // candidates apart, the record stays with its own account's id rather
-    // than with a shared phone.
+    // than with a shared phone, and a shared key beats a model match.
     let mut candidates = Vec::new();
-    for (id, holder) in &first_holder {
+    for (id, joiner) in &best {
         let stub = tx.profile_stub(id).await?;
-        candidates.push((key_rank(&holder.key_kind), stub));
+        candidates.push((joiner.rank, stub));
     }
     candidates
         .sort_by(|(ra, a), (rb, b)| (ra, a.created_at, &a.id).cmp(&(rb, b.created_at, &b.id)));
@@ -309,9 +339,11 @@ async fn place(
         values.extend(tx.profile_values(own).await?);
     }
     'candidates: for candidate in candidates {
-        let holder = &first_holder[&candidate.id];
-        if protection.blocks(&holder.key_kind, &holder.key_value) {
-            continue;
+        let joiner = &best[&candidate.id];
+        if let Some((kind, value)) = &joiner.key {
+            if protection.blocks(kind, value) {
+                continue;
+            }
         }
         for member in &placement.group {
             if tx.cannot_link_between(&member.id, &candidate.id).await? {
@@ -324,21 +356,18 @@ async fn place(
             let n = joined.iter().filter(|(k, _)| k == kind).count();
             (n > graph::max_values(kind)).then_some((kind, n))
         });
-        if let Some((kind, n)) = crowded {
+        if let Some((crowded_kind, n)) = crowded {
+            // A model match that would crowd a profile is simply not made;
+            // a key that would is a value shared by many people.
+            let Some((kind, value)) = &joiner.key else {
+                continue;
+            };
             let reason = format!(
-                "{} {} would join {n} distinct {kind} values in one profile",
-                holder.key_kind, holder.key_value
+                "{kind} {value} would join {n} distinct {crowded_kind} values in one profile"
             );
-            tx.protect(
-                workspace_id,
-                &holder.key_kind,
-                &holder.key_value,
-                "detected",
-                &reason,
-                now,
-            )
-            .await?;
-            protection.insert(&holder.key_kind, &holder.key_value);
+            tx.protect(workspace_id, kind, value, "detected", &reason, now)
+                .await?;
+            protection.insert(kind, value);
             placement.recheck.insert(candidate.id.clone());
             placement
                 .recheck
@@ -346,7 +375,7 @@ async fn place(
             continue;
         }
         values = joined;
-        placement.links.push(holder.clone());
+        placement.links.push(joiner.clone());
         placement.group.push(candidate);
     }
     placement

@@ -323,6 +323,16 @@ pub trait WriteTx: Send {
         kind: &str,
         value: &str,
     ) -> StoreResult<Vec<String>>;
+    /// The workspace's match model parameters (JSON), if estimated.
+    async fn resolver_params(&mut self, workspace_id: &str) -> StoreResult<Option<String>>;
+    async fn save_resolver_params(
+        &mut self,
+        workspace_id: &str,
+        params: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// A record's stored data (the canonical record as JSON).
+    async fn record_data(&mut self, record: RecordRef<'_>) -> StoreResult<Option<String>>;
     /// Distinct email and phone values a profile's records carry (bounded).
     async fn profile_values(&mut self, profile_id: &str) -> StoreResult<Vec<(String, String)>>;
     async fn add_link(&mut self, link: &NewLink<'_>) -> StoreResult<()>;

@@ -1066,6 +1066,37 @@ impl WriteTx for SqlWriteTx {
         .await?)
     }
 
+    async fn resolver_params(&mut self, workspace_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT params FROM resolver_params WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn save_resolver_params(&mut self, workspace_id: &str, params: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO resolver_params (workspace_id, params, estimated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (workspace_id) DO UPDATE SET params = excluded.params, estimated_at = excluded.estimated_at",
+        )
+        .bind(workspace_id)
+        .bind(params)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_data(&mut self, r: RecordRef<'_>) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT data FROM source_records WHERE connection_id = $1 AND kind = $2 AND external_id = $3",
+        )
+        .bind(r.connection_id)
+        .bind(r.kind)
+        .bind(r.external_id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
     async fn profile_values(&mut self, profile_id: &str) -> StoreResult<Vec<(String, String)>> {
         Ok(sqlx::query_as(
             "SELECT DISTINCT k.key_kind, k.key_value FROM source_records r \
