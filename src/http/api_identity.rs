@@ -13,7 +13,8 @@ use super::error::ApiError;
 use super::extract::AppJson;
 use super::AppState;
 use crate::clock::{now_ms, to_rfc3339};
-use crate::resolve::graph::{self, DEFAULT_BLOCKED};
+use crate::identity::default_blocked;
+use crate::resolve::graph;
 use crate::store::{LinkRow, RecordId};
 
 /// The kinds of identifier a person may protect or unlink.
@@ -197,7 +198,7 @@ pub async fn list_protected(
     State(state): State<AppState>,
     WorkspaceId(workspace_id): WorkspaceId,
 ) -> Result<Json<Value>, ApiError> {
-    let mut values: Vec<Value> = DEFAULT_BLOCKED
+    let mut values: Vec<Value> = default_blocked()
         .iter()
         .map(|(kind, value)| {
             json!({"kind": kind, "value": value, "source": "default",

@@ -7,65 +7,44 @@
 //! protected value) the profile is recomputed: if it fell apart, the largest
 //! part keeps the id and the others become new profiles.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
+use super::matching::BLOCK;
 use super::{new_profile_id, refresh_profile};
+use crate::identity;
 use crate::store::{
     CannotLinkRow, LinkRow, NewChange, NewLink, RecordId, RecordKeyRow, StoreResult, WriteTx,
 };
 
-/// Key values that never link, whatever the workspace says: placeholders
-/// that shops and marketplaces type when a buyer gave nothing.
-pub const DEFAULT_BLOCKED: &[(&str, &str)] = &[
-    ("email", "test@test.com"),
-    ("email", "test@example.com"),
-    ("email", "noemail@noemail.com"),
-    ("email", "no@email.com"),
-    ("email", "none@none.com"),
-    ("email", "na@na.com"),
-    ("email", "null@null.com"),
-    ("email", "customer@example.com"),
-    ("phone", "+8613800138000"),
-    ("phone", "+8613888888888"),
-    ("phone", "+8618888888888"),
-    ("phone", "+12345678900"),
-    ("phone", "+15555555555"),
-    ("phone", "+447700900000"),
-];
-
-/// Most distinct values of one kind a person plausibly has. A key that
-/// would join a profile beyond this stops linking and is reported.
-pub fn max_values(kind: &str) -> usize {
-    match kind {
-        "email" | "phone" => 5,
-        _ => usize::MAX,
-    }
-}
-
 /// Key values of a workspace that must not link: the defaults plus what
 /// was configured, unlinked or detected.
 pub struct Protection {
-    values: HashSet<(String, String)>,
+    settings: identity::Settings,
 }
 
 impl Protection {
     pub async fn load(tx: &mut dyn WriteTx, workspace_id: &str) -> StoreResult<Protection> {
-        let mut values: HashSet<(String, String)> = DEFAULT_BLOCKED
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        values.extend(tx.protected_keys(workspace_id).await?);
-        Ok(Protection { values })
+        let mut settings = identity::Settings::default();
+        settings
+            .blocked
+            .extend(tx.protected_keys(workspace_id).await?);
+        Ok(Protection { settings })
     }
 
     pub fn blocks(&self, kind: &str, value: &str) -> bool {
-        self.values.contains(&(kind.to_string(), value.to_string()))
+        identity::is_blocked(kind, value, &self.settings)
     }
 
     pub fn insert(&mut self, kind: &str, value: &str) {
-        self.values.insert((kind.to_string(), value.to_string()));
+        self.settings
+            .blocked
+            .push((kind.to_string(), value.to_string()));
+    }
+
+    pub fn settings(&self) -> &identity::Settings {
+        &self.settings
     }
 }
 
@@ -168,7 +147,8 @@ pub fn partition(
         };
         if let (Some(kind), Some(scope), Some(value)) = (row.key_kind, row.key_scope, row.key_value)
         {
-            if !protection.blocks(&kind, &value) {
+            // Blocking values find candidates; they never join anything.
+            if kind != BLOCK && !protection.blocks(&kind, &value) {
                 holders.entry((kind, scope, value)).or_default().push(i);
             }
         }

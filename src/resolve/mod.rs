@@ -19,8 +19,10 @@ use crate::store::{
     KeyHolder, NewChange, NewComplaint, NewLink, NewRecord, NewSuggestion, ProfileStub, RecordId,
     RecordRef, ScopedKey, StoreError, StoreResult, WriteTx,
 };
+use matching::Matcher;
 
 pub mod graph;
+pub mod matching;
 pub mod rebuild;
 
 /// Records carrying a record's keys that are looked at: enough for any
@@ -84,6 +86,7 @@ pub async fn apply(
     let mut touched: BTreeSet<String> = BTreeSet::new();
     let mut regions: HashMap<String, Option<String>> = HashMap::new();
     let mut protection = graph::Protection::load(tx, workspace_id).await?;
+    let matcher = Matcher::load(tx, workspace_id).await?;
     let mut recheck: BTreeSet<String> = BTreeSet::new();
 
     for (connection_id, record) in batches.iter().flat_map(Batch::tagged) {
@@ -103,14 +106,20 @@ pub async fn apply(
             continue;
         }
 
-        let keys = scoped_keys(record, connection_id);
+        let mut keys = scoped_keys(record, connection_id);
+        let own = existing.as_ref().map(|s| s.profile_id.as_str());
+        let subject = crate::identity::subject_of(record, connection_id);
+        let blocks = Matcher::blocks(&subject);
+        let (model_links, model_suggestions) = matcher
+            .matches(tx, workspace_id, &at, &subject, &blocks, own)
+            .await?;
         let placed = place(
             tx,
             workspace_id,
             &at,
-            existing.as_ref().map(|s| s.profile_id.as_str()),
+            own,
             &keys,
-            Vec::new(),
+            model_links,
             &mut protection,
             now,
         )
@@ -138,6 +147,14 @@ pub async fn apply(
             }
         };
         recheck.extend(placed.recheck);
+        for likely in &model_suggestions {
+            if !placed.group.iter().any(|p| p.id == likely.profile_id) {
+                matching::suggest(tx, workspace_id, &profile_id, likely, now).await?;
+            }
+        }
+        // Blocking values are stored with the keys, for later records to
+        // find this one as a candidate.
+        keys.extend(blocks);
 
         let data = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (channel, conversation_id) = match &record.body {
@@ -251,7 +268,7 @@ struct Placement {
 /// Why a record joins a profile: a shared key, or a model match with one
 /// of the profile's records.
 #[derive(Debug, Clone)]
-pub(crate) struct Joiner {
+pub struct Joiner {
     pub record: RecordId,
     pub profile_id: String,
     pub rule: String,
@@ -354,7 +371,8 @@ async fn place(
         joined.extend(tx.profile_values(&candidate.id).await?);
         let crowded = ["email", "phone"].into_iter().find_map(|kind| {
             let n = joined.iter().filter(|(k, _)| k == kind).count();
-            (n > graph::max_values(kind)).then_some((kind, n))
+            let limit = protection.settings().max_values_per_kind.get(kind).copied();
+            (n > limit.unwrap_or(usize::MAX)).then_some((kind, n))
         });
         if let Some((crowded_kind, n)) = crowded {
             // A model match that would crowd a profile is simply not made;
