@@ -1,5 +1,7 @@
 //! `shophub resolve rebuild`: recomputes a workspace's profiles from its
-//! records, links, cannot-links and protected values, in one transaction.
+//! records, links, cannot-links and protected values, in one transaction:
+//! the match model re-learns its parameters from the records (EM, no
+//! labels) and its links are replaced by what it finds now.
 //!
 //! Profile ids are kept where they still mean the same person: each new
 //! component takes the id of the old profile most of its records were in
@@ -14,7 +16,113 @@ use serde_json::json;
 
 use super::graph::{partition, Protection};
 use super::{new_profile_id, refresh_profile};
-use crate::store::{NewChange, Store, StoreResult};
+use crate::identity::{self, Constraints, Params, Subject};
+use crate::store::{
+    CannotLinkRow, LinkRow, NewChange, NewLink, NewSuggestion, RecordId, Store, StoreResult,
+    WriteTx,
+};
+
+/// Below this many records the model keeps its prior parameters: learning
+/// from a handful of records would only add noise.
+const ESTIMATE_FROM: usize = 1_000;
+
+/// A suggestion found by the model: two records, the score, the evidence.
+type Likely = (RecordId, RecordId, f64, String);
+
+/// Scores the whole workspace with the match model (re-learning its
+/// parameters from the records) and replaces the model's links with what
+/// it finds now. Returns the pairs it is not sure of.
+async fn rescore(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    protection: &Protection,
+    links: &[LinkRow],
+    cannot: &[CannotLinkRow],
+    now: i64,
+) -> StoreResult<Vec<Likely>> {
+    let records = tx.workspace_records(workspace_id).await?;
+    let mut ids: Vec<RecordId> = Vec::with_capacity(records.len());
+    let mut subjects: Vec<Subject> = Vec::with_capacity(records.len());
+    for (id, data) in records {
+        let Ok(record) = serde_json::from_str(&data) else {
+            continue;
+        };
+        subjects.push(identity::subject_of(&record, &id.connection_id));
+        ids.push(id);
+    }
+    let index: BTreeMap<&RecordId, u32> = ids.iter().zip(0u32..).collect();
+    let pair = |a: (&str, &str, &str), b: (&str, &str, &str)| -> Option<(u32, u32)> {
+        let id = |(c, k, e): (&str, &str, &str)| RecordId {
+            connection_id: c.to_string(),
+            kind: k.to_string(),
+            external_id: e.to_string(),
+        };
+        Some((*index.get(&id(a))?, *index.get(&id(b))?))
+    };
+    let constraints = Constraints {
+        must_link: links
+            .iter()
+            .filter(|l| l.rule == "manual")
+            .filter_map(|l| {
+                pair(
+                    (&l.a_connection, &l.a_kind, &l.a_external),
+                    (&l.b_connection, &l.b_kind, &l.b_external),
+                )
+            })
+            .collect(),
+        cannot_link: cannot
+            .iter()
+            .filter_map(|c| {
+                pair(
+                    (&c.a_connection, &c.a_kind, &c.a_external),
+                    (&c.b_connection, &c.b_kind, &c.b_external),
+                )
+            })
+            .collect(),
+    };
+    let settings = protection.settings();
+    let params = if subjects.len() >= ESTIMATE_FROM {
+        let params = identity::estimate(&subjects, settings);
+        let json = serde_json::to_string(&params).expect("parameters serialise");
+        tx.save_resolver_params(workspace_id, &json, now).await?;
+        params
+    } else {
+        tx.resolver_params(workspace_id)
+            .await?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_else(Params::prior)
+    };
+    let resolution = identity::resolve(&subjects, &params, &constraints, settings);
+
+    tx.remove_links_by_rule(workspace_id, "model", "rebuild", now)
+        .await?;
+    for link in resolution.links.iter().filter(|l| l.rule == "model") {
+        let evidence = serde_json::json!({ "compared": link.evidence }).to_string();
+        tx.add_link(&NewLink {
+            workspace_id,
+            a: ids[link.a as usize].as_ref(),
+            b: ids[link.b as usize].as_ref(),
+            rule: "model",
+            score: link.score,
+            evidence: &evidence,
+            now,
+        })
+        .await?;
+    }
+    Ok(resolution
+        .suggestions
+        .iter()
+        .map(|l| {
+            let evidence = serde_json::json!({ "compared": l.evidence }).to_string();
+            (
+                ids[l.a as usize].clone(),
+                ids[l.b as usize].clone(),
+                l.score.unwrap_or_default(),
+                evidence,
+            )
+        })
+        .collect())
+}
 
 #[derive(Debug, Default, Serialize)]
 pub struct RebuildReport {
@@ -33,9 +141,11 @@ pub async fn rebuild(
 ) -> StoreResult<RebuildReport> {
     let mut tx = store.begin_write(workspace_id).await?;
     let protection = Protection::load(tx.as_mut(), workspace_id).await?;
-    let rows = tx.workspace_keys(workspace_id).await?;
-    let links = tx.workspace_links(workspace_id).await?;
     let cannot = tx.workspace_cannot_links(workspace_id).await?;
+    let mut links = tx.workspace_links(workspace_id).await?;
+    let suggestions = rescore(tx.as_mut(), workspace_id, &protection, &links, &cannot, now).await?;
+    links = tx.workspace_links(workspace_id).await?;
+    let rows = tx.workspace_keys(workspace_id).await?;
     let parts = partition(rows, &links, &cannot, &protection);
 
     let mut report = RebuildReport {
@@ -136,6 +246,32 @@ pub async fn rebuild(
                 report.merged += 1;
             }
         }
+    }
+    // Likely matches the model left apart, between the profiles as they are now.
+    let profile_of: BTreeMap<&RecordId, &str> = parts
+        .sets
+        .iter()
+        .enumerate()
+        .flat_map(|(s, set)| set.iter().map(move |&i| (s, i)))
+        .map(|(s, i)| (&parts.records[i], target[s].as_str()))
+        .collect();
+    for (a, b, score, evidence) in &suggestions {
+        let (Some(pa), Some(pb)) = (profile_of.get(a), profile_of.get(b)) else {
+            continue;
+        };
+        if pa == pb {
+            continue;
+        }
+        let (pa, pb) = if pa < pb { (*pa, *pb) } else { (*pb, *pa) };
+        tx.suggest(&NewSuggestion {
+            workspace_id,
+            profile_a: pa,
+            profile_b: pb,
+            reason: &format!("similar records (match probability {score:.3})"),
+            evidence,
+            now,
+        })
+        .await?;
     }
     for id in touched.union(&created) {
         refresh_profile(tx.as_mut(), workspace_id, id, created.contains(id), now).await?;

@@ -362,6 +362,19 @@ pub trait WriteTx: Send {
     async fn profile_keys(&mut self, profile_id: &str) -> StoreResult<Vec<RecordKeyRow>>;
     /// `profile_keys` for every record of the workspace.
     async fn workspace_keys(&mut self, workspace_id: &str) -> StoreResult<Vec<RecordKeyRow>>;
+    /// Every record of the workspace with its data, in order of arrival.
+    async fn workspace_records(
+        &mut self,
+        workspace_id: &str,
+    ) -> StoreResult<Vec<(RecordId, String)>>;
+    /// Marks removed every active link of the workspace made by `rule`.
+    async fn remove_links_by_rule(
+        &mut self,
+        workspace_id: &str,
+        rule: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Every active link of the workspace.
     async fn workspace_links(&mut self, workspace_id: &str) -> StoreResult<Vec<LinkRow>>;
     async fn workspace_cannot_links(

@@ -1205,6 +1205,42 @@ impl WriteTx for SqlWriteTx {
             .await?)
     }
 
+    async fn workspace_records(&mut self, workspace_id: &str) -> StoreResult<Vec<(RecordId, String)>> {
+        let rows = sqlx::query(
+            "SELECT connection_id, kind, external_id, data FROM source_records WHERE workspace_id = $1 \
+             ORDER BY created_at, connection_id, kind, external_id",
+        )
+        .bind(workspace_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok((
+                    RecordId {
+                        connection_id: row.try_get("connection_id")?,
+                        kind: row.try_get("kind")?,
+                        external_id: row.try_get("external_id")?,
+                    },
+                    row.try_get("data")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn remove_links_by_rule(&mut self, workspace_id: &str, rule: &str, reason: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE identity_links SET removed_at = $3, removed_reason = $4 \
+             WHERE workspace_id = $1 AND rule = $2 AND removed_at IS NULL",
+        )
+        .bind(workspace_id)
+        .bind(rule)
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn workspace_links(&mut self, workspace_id: &str) -> StoreResult<Vec<LinkRow>> {
         Ok(sqlx::query_as(&format!(
             "{LINK_COLUMNS} WHERE l.removed_at IS NULL AND l.workspace_id = $1 ORDER BY l.id"

@@ -99,6 +99,36 @@ both_backends! {
             json!({"records": [record(&conn, "customer", "c-1")]})).await.0, 404);
     }
 
+    async fn the_model_links_names_across_scripts_and_masked_phones(backend: Backend) {
+        let hub = spawn(backend).await;
+        let ws = hub.workspace("acme").await;
+        let conn = hub.custom(&ws).await;
+        let address = json!({"line1": "文三路 100 号 3 单元", "city": "杭州", "region": "浙江",
+                             "postal_code": "310012", "country": "CN"});
+        hub.deliver(&conn, json!([
+            {"kind": "customer", "external_id": "tb-1", "updated_at": "2026-06-01T00:00:00Z", "name": "王伟",
+             "phones": ["138****5678"], "address": address, "birth_date": "1990-05-17"},
+            {"kind": "customer", "external_id": "shop-1", "updated_at": "2026-06-02T00:00:00Z",
+             "first_name": "Wei", "last_name": "WANG", "emails": ["wei.wang@example.com"],
+             "phones": ["+86 138 1234 5678"], "address": address, "birth_date": "1990-05-17"},
+            // Same common name, elsewhere, nothing else shared: another person.
+            {"kind": "customer", "external_id": "other-1", "updated_at": "2026-06-02T00:00:00Z", "name": "王伟",
+             "emails": ["ww@example.org"], "address": {"city": "成都", "region": "四川", "country": "CN"}},
+        ])).await;
+        let id = profile_of(&hub, &ws, "tb-1").await;
+        assert_eq!(profile_of(&hub, &ws, "shop-1").await, id, "王伟 and WANG Wei at one address are one buyer");
+        assert_ne!(profile_of(&hub, &ws, "other-1").await, id, "a common name alone joins nobody");
+        let explained = hub.get(&ws.key, &format!("/v1/profiles/{id}/explain")).await.1;
+        let link = &explained["links"][0];
+        assert_eq!(link["rule"], "model", "{explained}");
+        assert!(link["score"].as_f64().unwrap() >= 0.99);
+        let compared = link["evidence"]["compared"].as_array().unwrap();
+        let level = |field: &str| compared.iter().find(|c| c["field"] == field).map(|c| c["level"].clone());
+        assert_eq!(level("name"), Some(json!("exact")), "{compared:?}");
+        assert_eq!(level("phone"), Some(json!("masked")), "{compared:?}");
+        assert!(link["explanation"].as_str().unwrap().starts_with("model match (score "), "{link}");
+    }
+
     async fn unlinking_an_identity_splits_where_it_alone_held(backend: Backend) {
         let hub = spawn(backend).await;
         let ws = hub.workspace("acme").await;
