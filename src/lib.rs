@@ -27,6 +27,7 @@ pub mod connections;
 pub mod crypto;
 pub mod demo;
 pub mod http;
+pub mod identity;
 pub mod import;
 pub mod intake;
 pub mod mentions;
