@@ -28,6 +28,7 @@ pub mod crypto;
 pub mod demo;
 pub mod export;
 pub mod http;
+pub mod identity;
 pub mod import;
 pub mod intake;
 pub mod mentions;
