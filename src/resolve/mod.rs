@@ -298,6 +298,7 @@ impl Joiner {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn place(
     tx: &mut dyn WriteTx,
     workspace_id: &str,
