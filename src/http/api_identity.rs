@@ -1,6 +1,7 @@
 //! The identity graph through the API: why a profile holds its records
 //! (`/explain`), taking records out (`/split`), detaching an identity
-//! (`/unlink`), and the key values that do not link (`/identity/protected`).
+//! (`/unlink`), the key values that do not link (`/identity/protected`),
+//! and erasing a record (`DELETE /records/...`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -259,4 +260,24 @@ pub async fn unprotect(
     } else {
         Err(ApiError::not_found("protected value"))
     }
+}
+
+/// Erases one source record; the profile is recomputed without it.
+pub async fn erase_record(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    Path((connection_id, kind, external_id)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = RecordId {
+        connection_id,
+        kind,
+        external_id,
+    };
+    let now = now_ms();
+    let mut tx = state.store.begin_write(&workspace_id).await?;
+    let profile = graph::erase(tx.as_mut(), &workspace_id, &record, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("record"))?;
+    tx.commit().await?;
+    Ok(Json(json!({ "erased": record, "profile_id": profile })))
 }

@@ -74,6 +74,10 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         .route("/profiles/{id}/split", post(api_identity::split))
         .route("/profiles/{id}/unlink", post(api_identity::unlink))
         .route(
+            "/records/{connection_id}/{kind}/{external_id}",
+            delete(api_identity::erase_record),
+        )
+        .route(
             "/identity/protected",
             get(api_identity::list_protected).post(api_identity::protect),
         )

@@ -343,3 +343,23 @@ pub async fn protect_value(
     }
     Ok(affected)
 }
+
+/// Erases a record (a person's request to be forgotten on one platform):
+/// its data, keys, links and complaint go, and the profile it was in is
+/// recomputed, splitting where the record was the only bridge. Returns the
+/// profile, or `None` if there was no such record.
+pub async fn erase(
+    tx: &mut dyn WriteTx,
+    workspace_id: &str,
+    record: &RecordId,
+    now: i64,
+) -> StoreResult<Option<String>> {
+    let Some(profile_id) = tx.erase_record(workspace_id, record.as_ref()).await? else {
+        return Ok(None);
+    };
+    let split_off = recompute(tx, workspace_id, &profile_id, "a record was erased", now).await?;
+    if split_off.is_empty() {
+        refresh_profile(tx, workspace_id, &profile_id, false, now).await?;
+    }
+    Ok(Some(profile_id))
+}

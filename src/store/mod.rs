@@ -385,6 +385,13 @@ pub trait WriteTx: Send {
     async fn profile_links(&mut self, profile_id: &str) -> StoreResult<Vec<LinkRow>>;
     /// Cannot-links with at least one record in the profile.
     async fn profile_cannot_links(&mut self, profile_id: &str) -> StoreResult<Vec<CannotLinkRow>>;
+    /// Deletes a record of the workspace with its keys, links, cannot-links
+    /// and complaint; the profile it was in, or `None` if there was no such record.
+    async fn erase_record(
+        &mut self,
+        workspace_id: &str,
+        record: RecordRef<'_>,
+    ) -> StoreResult<Option<String>>;
     async fn move_record(&mut self, record: RecordRef<'_>, profile_id: &str) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -1279,6 +1279,38 @@ impl WriteTx for SqlWriteTx {
         .await?)
     }
 
+    async fn erase_record(&mut self, workspace_id: &str, r: RecordRef<'_>) -> StoreResult<Option<String>> {
+        let profile: Option<String> = sqlx::query_scalar(
+            "DELETE FROM source_records WHERE workspace_id = $1 AND connection_id = $2 AND kind = $3 \
+             AND external_id = $4 RETURNING profile_id",
+        )
+        .bind(workspace_id)
+        .bind(r.connection_id)
+        .bind(r.kind)
+        .bind(r.external_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if profile.is_none() {
+            return Ok(None);
+        }
+        for sql in [
+            "DELETE FROM record_keys WHERE connection_id = $1 AND record_kind = $2 AND external_id = $3",
+            "DELETE FROM complaints WHERE connection_id = $1 AND record_kind = $2 AND external_id = $3",
+            "DELETE FROM identity_links WHERE (a_connection = $1 AND a_kind = $2 AND a_external = $3) \
+               OR (b_connection = $1 AND b_kind = $2 AND b_external = $3)",
+            "DELETE FROM cannot_links WHERE (a_connection = $1 AND a_kind = $2 AND a_external = $3) \
+               OR (b_connection = $1 AND b_kind = $2 AND b_external = $3)",
+        ] {
+            sqlx::query(sql)
+                .bind(r.connection_id)
+                .bind(r.kind)
+                .bind(r.external_id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(profile)
+    }
+
     async fn move_record(&mut self, r: RecordRef<'_>, profile_id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE source_records SET profile_id = $4 WHERE connection_id = $1 AND kind = $2 AND external_id = $3")
             .bind(r.connection_id)

@@ -129,6 +129,33 @@ both_backends! {
         assert!(link["explanation"].as_str().unwrap().starts_with("model match (score "), "{link}");
     }
 
+    async fn erasing_the_bridging_record_splits_the_profile(backend: Backend) {
+        let hub = spawn(backend).await;
+        let ws = hub.workspace("acme").await;
+        let conn = hub.custom(&ws).await;
+        hub.deliver(&conn, json!([
+            customer("c-1", "2026-06-01T00:00:00Z", "Ada", &["ada@example.com"], &[]),
+            customer("c-2", "2026-06-01T00:00:00Z", "Ada", &["ada@example.com"], &["13812345678"]),
+            customer("c-3", "2026-06-01T00:00:00Z", "Ada", &[], &["13812345678"]),
+        ])).await;
+        let id = profile_of(&hub, &ws, "c-1").await;
+        assert_eq!(profile_of(&hub, &ws, "c-3").await, id);
+        let path = format!("/v1/records/{}/customer/c-2", conn.id);
+        let erased = hub.http.delete(hub.url(&path)).bearer_auth(&ws.key).send().await.unwrap();
+        assert_eq!(erased.status().as_u16(), 200);
+        assert_ne!(profile_of(&hub, &ws, "c-1").await, profile_of(&hub, &ws, "c-3").await);
+        let (_, found) = hub.get(&ws.key, &format!("/v1/profiles?platform=custom&external_id=c-2")).await;
+        assert_eq!(found["data"].as_array().unwrap().len(), 0, "{found}");
+        let changes = hub.changes(&ws).await;
+        assert!(changes.iter().any(|c| c["type"] == "profile.split" && c["reason"] == "a record was erased"));
+        let again = hub.http.delete(hub.url(&path)).bearer_auth(&ws.key).send().await.unwrap();
+        assert_eq!(again.status().as_u16(), 404);
+        let other = hub.workspace("other").await;
+        let stranger = hub.http.delete(hub.url(&format!("/v1/records/{}/customer/c-1", conn.id)))
+            .bearer_auth(&other.key).send().await.unwrap();
+        assert_eq!(stranger.status().as_u16(), 404, "another workspace cannot erase");
+    }
+
     async fn unlinking_an_identity_splits_where_it_alone_held(backend: Backend) {
         let hub = spawn(backend).await;
         let ws = hub.workspace("acme").await;
