@@ -144,7 +144,7 @@ both_backends! {
         let erased = hub.http.delete(hub.url(&path)).bearer_auth(&ws.key).send().await.unwrap();
         assert_eq!(erased.status().as_u16(), 200);
         assert_ne!(profile_of(&hub, &ws, "c-1").await, profile_of(&hub, &ws, "c-3").await);
-        let (_, found) = hub.get(&ws.key, &format!("/v1/profiles?platform=custom&external_id=c-2")).await;
+        let (_, found) = hub.get(&ws.key, "/v1/profiles?platform=custom&external_id=c-2").await;
         assert_eq!(found["data"].as_array().unwrap().len(), 0, "{found}");
         let changes = hub.changes(&ws).await;
         assert!(changes.iter().any(|c| c["type"] == "profile.split" && c["reason"] == "a record was erased"));
