@@ -11,14 +11,18 @@ use shophub_connectors::model::SourceRecord;
 
 use super::Joiner;
 use crate::identity::{self, Params, Settings, Subject};
-use crate::store::{NewSuggestion, RecordId, RecordRef, ScopedKey, StoreResult, WriteTx};
+use crate::store::{
+    KeyHolder, NewSuggestion, RecordId, RecordRef, ScopedKey, StoreResult, WriteTx,
+};
 
 /// The key kind blocking values are stored under. Never an identity.
 pub const BLOCK: &str = "block";
 
-/// Candidates compared per record: enough for the records of one person,
-/// bounded when a block is large (a common name).
-const CANDIDATES: i64 = 64;
+/// A blocking value held by this many records says little (a common name
+/// alone): it is skipped, as the bulk engine caps its blocks.
+const COMMON_BLOCK: i64 = 32;
+/// Records compared per arrival, at most.
+const CANDIDATES: usize = 48;
 
 pub struct Matcher {
     params: Params,
@@ -63,7 +67,18 @@ impl Matcher {
         own: Option<&str>,
     ) -> StoreResult<(Vec<Joiner>, Vec<Joiner>)> {
         let mut best: std::collections::BTreeMap<String, (f64, Joiner)> = Default::default();
-        for holder in tx.key_holders(workspace_id, blocks, CANDIDATES).await? {
+        let holders = tx.block_holders(workspace_id, blocks, COMMON_BLOCK).await?;
+        let mut per_block: std::collections::HashMap<&str, i64> = Default::default();
+        for holder in &holders {
+            *per_block.entry(holder.key_value.as_str()).or_default() += 1;
+        }
+        let mut seen: std::collections::HashSet<RecordId> = Default::default();
+        let discriminating: Vec<KeyHolder> = holders
+            .iter()
+            .filter(|h| per_block[h.key_value.as_str()] < COMMON_BLOCK)
+            .cloned()
+            .collect();
+        for holder in discriminating {
             let itself = holder.connection_id == at.connection_id
                 && holder.kind == at.kind
                 && holder.external_id == at.external_id;
@@ -75,6 +90,9 @@ impl Matcher {
                 kind: holder.kind,
                 external_id: holder.external_id,
             };
+            if seen.len() >= CANDIDATES || !seen.insert(record.clone()) {
+                continue;
+            }
             let Some(data) = tx.record_data(record.as_ref()).await? else {
                 continue;
             };

@@ -335,6 +335,14 @@ pub trait WriteTx: Send {
     async fn record_data(&mut self, record: RecordRef<'_>) -> StoreResult<Option<String>>;
     /// Distinct email and phone values a profile's records carry (bounded).
     async fn profile_values(&mut self, profile_id: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Records carrying each blocking value (kind `block`), at most
+    /// `per_block` per value, with their profiles.
+    async fn block_holders(
+        &mut self,
+        workspace_id: &str,
+        blocks: &[ScopedKey],
+        per_block: i64,
+    ) -> StoreResult<Vec<KeyHolder>>;
     async fn add_link(&mut self, link: &NewLink<'_>) -> StoreResult<()>;
     /// Marks removed the active links that now join records of different
     /// profiles, where one side is in `profile_id`.

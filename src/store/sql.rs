@@ -1109,6 +1109,37 @@ impl WriteTx for SqlWriteTx {
         .await?)
     }
 
+    async fn block_holders(&mut self, workspace_id: &str, blocks: &[ScopedKey], per_block: i64) -> StoreResult<Vec<KeyHolder>> {
+        if blocks.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A LIMIT per value, so one common value (a frequent name) cannot
+        // crowd out the rare ones that actually discriminate.
+        let lookups = (0..blocks.len())
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT connection_id, record_kind, external_id, key_kind, key_scope, key_value \
+                     FROM record_keys WHERE workspace_id = $1 AND key_kind = 'block' AND key_value = ${} \
+                     AND key_scope = '' LIMIT $2) b{i}",
+                    i + 3
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let sql = format!(
+            "SELECT k.connection_id, k.record_kind AS kind, k.external_id, r.profile_id, k.key_kind, k.key_scope, k.key_value \
+             FROM ({lookups}) k \
+             JOIN source_records r ON r.connection_id = k.connection_id \
+               AND r.kind = k.record_kind AND r.external_id = k.external_id \
+             ORDER BY k.key_value, r.created_at, k.connection_id, k.record_kind, k.external_id"
+        );
+        let mut query = sqlx::query_as(&sql).bind(workspace_id).bind(per_block);
+        for block in blocks {
+            query = query.bind(&block.value);
+        }
+        Ok(query.fetch_all(&mut *self.tx).await?)
+    }
+
     async fn add_link(&mut self, l: &NewLink<'_>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO identity_links (workspace_id, a_connection, a_kind, a_external, b_connection, b_kind, \
