@@ -10,6 +10,7 @@
 //! 100000) caps how many records the one-at-a-time pass takes.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader};
 use std::time::Instant;
 
@@ -37,6 +38,7 @@ fn main() {
     let truth = read_truth(truth_path);
     let started = Instant::now();
     let (subjects, entities) = read_records(records_path, &truth);
+    drop(truth);
     println!(
         "records: {} (read and normalised in {:.2} s)",
         subjects.len(),
@@ -82,32 +84,44 @@ fn main() {
     println!("peak memory: {} MiB", peak_memory_kib() / 1024);
 }
 
-fn read_truth(path: &str) -> HashMap<(String, String), String> {
+/// The truth file as entity numbers keyed by a hash of
+/// `(connection_id, external_id)`: a million labels as owned strings would
+/// take more memory than the engine under measurement.
+fn read_truth(path: &str) -> HashMap<u64, u32> {
     let mut reader = csv::Reader::from_path(path).expect("truth file");
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("truth row");
-            ((r[0].to_owned(), r[1].to_owned()), r[2].to_owned())
-        })
-        .collect()
+    let mut entity_ids: HashMap<String, u32> = HashMap::new();
+    let mut truth = HashMap::new();
+    for r in reader.records() {
+        let r = r.expect("truth row");
+        let next = entity_ids.len() as u32;
+        let entity = *entity_ids.entry(r[2].to_owned()).or_insert(next);
+        truth.insert(label_key(&r[0], &r[1]), entity);
+    }
+    truth
+}
+
+fn label_key(connection: &str, external_id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (connection, external_id).hash(&mut h);
+    h.finish()
 }
 
 /// Subjects, and each one's true entity (records missing from the truth
-/// file count as entities of their own).
-fn read_records(path: &str, truth: &HashMap<(String, String), String>) -> (Vec<Subject>, Vec<u32>) {
+/// file count as entities of their own). Records are decoded one line at a
+/// time and only their subjects kept.
+fn read_records(path: &str, truth: &HashMap<u64, u32>) -> (Vec<Subject>, Vec<u32>) {
     let file = std::fs::File::open(path).expect("records file");
-    let mut entity_ids: HashMap<&str, u32> = HashMap::new();
+    let labelled = truth.values().max().map_or(0, |m| m + 1);
     let mut subjects = Vec::new();
     let mut entities = Vec::new();
-    let mut unlabelled = 0usize;
+    let mut unlabelled = 0u32;
     for line in BufReader::new(file).lines() {
         let line = line.expect("readable line");
         if line.trim().is_empty() {
             continue;
         }
         let value: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-        let connection = value["connection_id"].as_str().unwrap_or("").to_owned();
+        let connection = value["connection_id"].as_str().unwrap_or("");
         let ctx = DecodeContext {
             default_region: value["default_region"].as_str().map(str::to_owned),
         };
@@ -115,20 +129,20 @@ fn read_records(path: &str, truth: &HashMap<(String, String), String>) -> (Vec<S
             Ok(r) => r,
             Err(e) => panic!("record {} does not decode: {e}", subjects.len()),
         };
-        let next = (entity_ids.len() + unlabelled) as u32;
-        let entity = match truth.get(&(connection.clone(), record.external_id.clone())) {
-            Some(e) => *entity_ids.entry(e.as_str()).or_insert(next),
+        let entity = match truth.get(&label_key(connection, &record.external_id)) {
+            Some(e) => *e,
             None => {
                 unlabelled += 1;
-                next
+                labelled + unlabelled
             }
         };
-        subjects.push(subject_of(&record, &connection));
+        subjects.push(subject_of(&record, connection));
         entities.push(entity);
     }
     if unlabelled > 0 {
         println!("records without truth (singletons): {unlabelled}");
     }
+    subjects.shrink_to_fit();
     (subjects, entities)
 }
 

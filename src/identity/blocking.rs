@@ -64,35 +64,105 @@ fn hashed(key: &str) -> u64 {
     h.finish()
 }
 
+/// Subjects grouped by shared blocking key, indexed both ways so that each
+/// subject's neighbours can be gathered on their own: this avoids holding
+/// every pair (with duplicates) at once and sorting them globally, which
+/// dominated memory at a million records.
+struct Blocks {
+    /// Members of each usable block, block after block.
+    members: Vec<u32>,
+    /// Where each block starts in `members` (one extra end entry).
+    starts: Vec<u32>,
+    /// Where each subject's block list starts in `of_subject`.
+    offsets: Vec<u32>,
+    /// Block ids, subject after subject.
+    of_subject: Vec<u32>,
+}
+
+impl Blocks {
+    fn new(subjects: &[Subject]) -> Blocks {
+        let mut entries: Vec<(u64, u32)> = subjects
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(i, s)| {
+                blocking_keys(s)
+                    .into_iter()
+                    .map(move |k| (hashed(&k), i as u32))
+            })
+            .collect();
+        entries.par_sort_unstable();
+        let mut members = Vec::new();
+        let mut starts = vec![0u32];
+        for block in entries
+            .chunk_by(|x, y| x.0 == y.0)
+            .filter(|b| b.len() >= 2 && b.len() <= MAX_BLOCK)
+        {
+            members.extend(block.iter().map(|e| e.1));
+            starts.push(members.len() as u32);
+        }
+        drop(entries);
+        let mut offsets = vec![0u32; subjects.len() + 1];
+        for &m in &members {
+            offsets[m as usize + 1] += 1;
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut fill = offsets.clone();
+        let mut of_subject = vec![0u32; members.len()];
+        for (block, range) in starts.windows(2).enumerate() {
+            for &m in &members[range[0] as usize..range[1] as usize] {
+                of_subject[fill[m as usize] as usize] = block as u32;
+                fill[m as usize] += 1;
+            }
+        }
+        Blocks {
+            members,
+            starts,
+            offsets,
+            of_subject,
+        }
+    }
+
+    /// Subjects after `i` sharing a block with it, sorted and distinct.
+    fn neighbours_after(&self, i: u32) -> Vec<u32> {
+        let own = &self.of_subject
+            [self.offsets[i as usize] as usize..self.offsets[i as usize + 1] as usize];
+        let mut near: Vec<u32> = own
+            .iter()
+            .flat_map(|&b| {
+                &self.members
+                    [self.starts[b as usize] as usize..self.starts[b as usize + 1] as usize]
+            })
+            .copied()
+            .filter(|&j| j > i)
+            .collect();
+        near.sort_unstable();
+        near.dedup();
+        near
+    }
+}
+
+/// `keep(a, b)` over every candidate pair `(a, b)`, `a < b`, each once,
+/// results in pair order.
+pub fn map_candidate_pairs<T: Send>(
+    subjects: &[Subject],
+    keep: impl Fn(u32, u32) -> Option<T> + Sync,
+) -> Vec<T> {
+    let blocks = Blocks::new(subjects);
+    let (blocks, keep) = (&blocks, &keep);
+    (0..subjects.len() as u32)
+        .into_par_iter()
+        .flat_map_iter(|a| {
+            blocks
+                .neighbours_after(a)
+                .into_iter()
+                .filter_map(move |b| keep(a, b))
+        })
+        .collect()
+}
+
 /// All candidate pairs `(a, b)` with `a < b`, sorted and distinct.
 pub fn candidate_pairs(subjects: &[Subject]) -> Vec<(u32, u32)> {
-    let mut entries: Vec<(u64, u32)> = subjects
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(i, s)| {
-            blocking_keys(s)
-                .into_iter()
-                .map(move |k| (hashed(&k), i as u32))
-        })
-        .collect();
-    entries.par_sort_unstable();
-    let blocks: Vec<&[(u64, u32)]> = entries
-        .chunk_by(|x, y| x.0 == y.0)
-        .filter(|b| b.len() >= 2 && b.len() <= MAX_BLOCK)
-        .collect();
-    let mut pairs: Vec<(u32, u32)> = blocks
-        .par_iter()
-        .flat_map_iter(|block| {
-            block.iter().enumerate().flat_map(move |(i, x)| {
-                block[i + 1..]
-                    .iter()
-                    .map(move |y| (x.1.min(y.1), x.1.max(y.1)))
-            })
-        })
-        .filter(|(a, b)| a != b)
-        .collect();
-    drop(entries);
-    pairs.par_sort_unstable();
-    pairs.dedup();
-    pairs
+    map_candidate_pairs(subjects, |a, b| Some((a, b)))
 }

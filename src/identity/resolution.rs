@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rayon::prelude::*;
 
-use super::blocking::candidate_pairs;
+use super::blocking::map_candidate_pairs;
 use super::cluster::{Clusters, Refusal};
 use super::compare::{compare, Field, Level};
 use super::evidence::Evidence;
@@ -202,14 +202,12 @@ impl Run<'_> {
     fn link_model(&mut self, params: &Params, settings: &Settings) {
         let scorer = Scorer::new(params);
         let this = &*self;
-        let mut scored: Vec<(f64, u32, u32)> = candidate_pairs(self.subjects)
-            .into_par_iter()
-            .filter_map(|(a, b)| {
-                let (x, y) = (this.evidence(a), this.evidence(b));
-                let p = probability(scorer.weight(&compare(x, y), x));
-                (p >= settings.suggest_threshold).then_some((p, a, b))
-            })
-            .collect();
+        // Scored as generated: only pairs worth keeping are ever held.
+        let mut scored: Vec<(f64, u32, u32)> = map_candidate_pairs(self.subjects, |a, b| {
+            let (x, y) = (this.evidence(a), this.evidence(b));
+            let p = probability(scorer.weight(&compare(x, y), x));
+            (p >= settings.suggest_threshold).then_some((p, a, b))
+        });
         let fp = self.fingerprint;
         let content = |a: u32, b: u32| {
             let (x, y) = (fp[a as usize], fp[b as usize]);
