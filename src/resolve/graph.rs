@@ -131,11 +131,7 @@ pub fn partition(
     let mut index: HashMap<RecordId, usize> = HashMap::new();
     let mut holders: BTreeMap<(String, String, String), Vec<usize>> = BTreeMap::new();
     for row in rows {
-        let id = RecordId {
-            connection_id: row.connection_id,
-            kind: row.kind,
-            external_id: row.external_id,
-        };
+        let id = row.record_id();
         let i = match index.get(&id) {
             Some(&i) => i,
             None => {
@@ -153,32 +149,13 @@ pub fn partition(
             }
         }
     }
-    let at = |connection: &str, kind: &str, external: &str| {
-        index
-            .get(&RecordId {
-                connection_id: connection.to_string(),
-                kind: kind.to_string(),
-                external_id: external.to_string(),
-            })
-            .copied()
-    };
-    let apart: Vec<(usize, usize)> = cannot
-        .iter()
-        .filter_map(|c| {
-            Some((
-                at(&c.a_connection, &c.a_kind, &c.a_external)?,
-                at(&c.b_connection, &c.b_kind, &c.b_external)?,
-            ))
-        })
-        .collect();
+    let pair = |(a, b): (RecordId, RecordId)| Some((*index.get(&a)?, *index.get(&b)?));
+    let apart: Vec<(usize, usize)> = cannot.iter().filter_map(|c| pair(c.records())).collect();
     let mut components = Components::new(records.len(), &apart);
     // A person's decisions and model matches first, then keys, so that a
     // merge a person made is not blocked by the order keys are visited in.
     for link in links.iter().filter(|l| !l.rule.starts_with("key:")) {
-        if let (Some(a), Some(b)) = (
-            at(&link.a_connection, &link.a_kind, &link.a_external),
-            at(&link.b_connection, &link.b_kind, &link.b_external),
-        ) {
+        if let Some((a, b)) = pair(link.records()) {
             components.union(a, b);
         }
     }
@@ -256,11 +233,7 @@ pub async fn split(
         .profile_keys(profile_id)
         .await?
         .into_iter()
-        .map(|row| RecordId {
-            connection_id: row.connection_id,
-            kind: row.kind,
-            external_id: row.external_id,
-        })
+        .map(|row| row.record_id())
         .filter(|id| !moving.contains(id))
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -301,11 +274,7 @@ pub async fn keep_apart(
     const PER_SIDE: usize = 25;
     let side = |rows: Vec<crate::store::RecordKeyRow>| -> Vec<RecordId> {
         rows.into_iter()
-            .map(|row| RecordId {
-                connection_id: row.connection_id,
-                kind: row.kind,
-                external_id: row.external_id,
-            })
+            .map(|row| row.record_id())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .take(PER_SIDE)

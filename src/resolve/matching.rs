@@ -79,17 +79,10 @@ impl Matcher {
             .cloned()
             .collect();
         for holder in discriminating {
-            let itself = holder.connection_id == at.connection_id
-                && holder.kind == at.kind
-                && holder.external_id == at.external_id;
-            if itself || Some(holder.profile_id.as_str()) == own {
+            let record = holder.record_id();
+            if record.is(at) || Some(holder.profile_id.as_str()) == own {
                 continue;
             }
-            let record = RecordId {
-                connection_id: holder.connection_id,
-                kind: holder.kind,
-                external_id: holder.external_id,
-            };
             if seen.len() >= CANDIDATES || !seen.insert(record.clone()) {
                 continue;
             }

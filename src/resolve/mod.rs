@@ -282,18 +282,15 @@ pub struct Joiner {
 
 impl Joiner {
     fn of_key(holder: KeyHolder) -> Joiner {
+        let record = holder.record_id();
         Joiner {
             rank: key_rank(&holder.key_kind),
             rule: format!("key:{}", holder.key_kind),
             evidence: json!({ "kind": holder.key_kind, "value": holder.key_value }).to_string(),
             key: Some((holder.key_kind, holder.key_value)),
             score: None,
+            record,
             profile_id: holder.profile_id,
-            record: RecordId {
-                connection_id: holder.connection_id,
-                kind: holder.kind,
-                external_id: holder.external_id,
-            },
         }
     }
 }
@@ -317,10 +314,7 @@ async fn place(
     let mut best: BTreeMap<String, Joiner> = BTreeMap::new();
     let holders = tx.key_holders(workspace_id, &linking, HOLDER_LIMIT).await?;
     for joiner in holders.into_iter().map(Joiner::of_key).chain(model_matches) {
-        let itself = joiner.record.connection_id == at.connection_id
-            && joiner.record.kind == at.kind
-            && joiner.record.external_id == at.external_id;
-        if itself || Some(joiner.profile_id.as_str()) == own {
+        if joiner.record.is(at) || Some(joiner.profile_id.as_str()) == own {
             continue;
         }
         match best.get(&joiner.profile_id) {
@@ -507,11 +501,7 @@ pub async fn merge_profiles(
     // itself a link: a later recomputation keeps the two together.
     tx.clear_cannot_links(&survivor.id, &absorbed.id).await?;
     let first = |rows: Vec<crate::store::RecordKeyRow>| {
-        rows.into_iter().next().map(|row| crate::store::RecordId {
-            connection_id: row.connection_id,
-            kind: row.kind,
-            external_id: row.external_id,
-        })
+        rows.first().map(crate::store::RecordKeyRow::record_id)
     };
     let left = first(tx.profile_keys(&survivor.id).await?);
     let right = first(tx.profile_keys(&absorbed.id).await?);

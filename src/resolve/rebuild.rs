@@ -51,34 +51,14 @@ async fn rescore(
         ids.push(id);
     }
     let index: BTreeMap<&RecordId, u32> = ids.iter().zip(0u32..).collect();
-    let pair = |a: (&str, &str, &str), b: (&str, &str, &str)| -> Option<(u32, u32)> {
-        let id = |(c, k, e): (&str, &str, &str)| RecordId {
-            connection_id: c.to_string(),
-            kind: k.to_string(),
-            external_id: e.to_string(),
-        };
-        Some((*index.get(&id(a))?, *index.get(&id(b))?))
-    };
+    let pair = |(a, b): (RecordId, RecordId)| Some((*index.get(&a)?, *index.get(&b)?));
     let constraints = Constraints {
         must_link: links
             .iter()
             .filter(|l| l.rule == "manual")
-            .filter_map(|l| {
-                pair(
-                    (&l.a_connection, &l.a_kind, &l.a_external),
-                    (&l.b_connection, &l.b_kind, &l.b_external),
-                )
-            })
+            .filter_map(|l| pair(l.records()))
             .collect(),
-        cannot_link: cannot
-            .iter()
-            .filter_map(|c| {
-                pair(
-                    (&c.a_connection, &c.a_kind, &c.a_external),
-                    (&c.b_connection, &c.b_kind, &c.b_external),
-                )
-            })
-            .collect(),
+        cannot_link: cannot.iter().filter_map(|c| pair(c.records())).collect(),
     };
     let settings = protection.settings();
     let params = if subjects.len() >= ESTIMATE_FROM {

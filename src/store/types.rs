@@ -311,6 +311,21 @@ pub struct RecordId {
 }
 
 impl RecordId {
+    pub fn new(connection_id: &str, kind: &str, external_id: &str) -> RecordId {
+        RecordId {
+            connection_id: connection_id.to_string(),
+            kind: kind.to_string(),
+            external_id: external_id.to_string(),
+        }
+    }
+
+    /// Whether this is the record `other` refers to.
+    pub fn is(&self, other: &RecordRef<'_>) -> bool {
+        self.connection_id == other.connection_id
+            && self.kind == other.kind
+            && self.external_id == other.external_id
+    }
+
     pub fn as_ref(&self) -> RecordRef<'_> {
         RecordRef {
             connection_id: &self.connection_id,
@@ -390,4 +405,36 @@ pub struct ProtectedRow {
     pub source: String,
     pub reason: String,
     pub created_at: i64,
+}
+
+impl KeyHolder {
+    pub fn record_id(&self) -> RecordId {
+        RecordId::new(&self.connection_id, &self.kind, &self.external_id)
+    }
+}
+
+impl RecordKeyRow {
+    pub fn record_id(&self) -> RecordId {
+        RecordId::new(&self.connection_id, &self.kind, &self.external_id)
+    }
+}
+
+impl LinkRow {
+    /// The two records the link joins.
+    pub fn records(&self) -> (RecordId, RecordId) {
+        (
+            RecordId::new(&self.a_connection, &self.a_kind, &self.a_external),
+            RecordId::new(&self.b_connection, &self.b_kind, &self.b_external),
+        )
+    }
+}
+
+impl CannotLinkRow {
+    /// The two records kept apart.
+    pub fn records(&self) -> (RecordId, RecordId) {
+        (
+            RecordId::new(&self.a_connection, &self.a_kind, &self.a_external),
+            RecordId::new(&self.b_connection, &self.b_kind, &self.b_external),
+        )
+    }
 }
