@@ -37,6 +37,7 @@ pub mod testkit;
 pub mod bigcommerce;
 #[cfg(feature = "custom")]
 pub mod custom;
+pub mod destinations;
 #[cfg(feature = "douyin")]
 pub mod douyin;
 #[cfg(feature = "email")]
