@@ -82,6 +82,10 @@ impl Hub {
             workers.push(tokio::spawn(scheduler));
         }
 
+        if self.config.triggers.sweep_interval_seconds > 0 {
+            workers.push(tokio::spawn(crate::triggers::run(self.store.clone(), self.config.triggers.clone(), shutdown.clone())));
+        }
+
         let state = AppState {
             store: self.store.clone(),
             master_key: self.master_key.clone(),

@@ -19,6 +19,10 @@ pub struct ProfileView {
     pub phones: Vec<String>,
     pub identities: Vec<Identity>,
     pub traits: Traits,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub segments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +124,8 @@ pub fn compute(records: &[StoredRecord]) -> Result<ProfileView, serde_json::Erro
                 sources: sources.iter().cloned().collect(),
             })
             .collect(),
+        tags: Vec::new(),
+        segments: Vec::new(),
     })
 }
 

@@ -173,6 +173,8 @@ fn render(row: &ProfileRow) -> Result<Value, ApiError> {
         "phones": view.phones,
         "identities": view.identities,
         "traits": view.traits,
+        "tags": view.tags,
+        "segments": view.segments,
         "created_at": to_rfc3339(row.created_at),
         "updated_at": to_rfc3339(row.updated_at),
     }))

@@ -6,7 +6,9 @@ mod api_feed;
 mod api_identity;
 mod api_inbox;
 mod api_profiles;
+mod api_segments;
 mod api_suggestions;
+mod api_tags;
 mod auth;
 pub mod error;
 mod extract;
@@ -20,7 +22,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::crypto::MasterKey;
@@ -93,6 +95,11 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         .route("/complaints/{id}/resolve", post(api_complaints::resolve))
         .route("/inbox", get(api_inbox::list))
         .route("/inbox/{id}/replay", post(api_inbox::replay))
+        .route("/profiles/{id}/tags", post(api_tags::change))
+        .route("/profiles/{id}/timezone", put(api_tags::set_timezone))
+        .route("/segments", get(api_segments::list).post(api_segments::create))
+        .route("/segments/{id}", get(api_segments::show).patch(api_segments::update).delete(api_segments::delete))
+        .route("/segments/{id}/members", get(api_segments::members))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
 
     let webhooks = Router::new()

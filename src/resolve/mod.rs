@@ -547,6 +547,7 @@ pub async fn refresh_profile(
     let records = tx.profile_records(id).await?;
     let mut view = profile::compute(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     view.traits.complaints = profile::ComplaintCounts::of(&tx.open_complaint_severities(id).await?);
+    crate::segments::apply(tx, workspace_id, id, &mut view, now).await?;
     let view_json = serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if !is_new && tx.profile_view(id).await? == view_json {
         return Ok(false);
@@ -585,6 +586,7 @@ async fn merge(
     }
     for gone in absorbed {
         tx.absorb_profile(&survivor.id, &gone.id, now).await?;
+        crate::segments::absorbed(tx, &survivor.id, &gone.id, now).await?;
         touched.remove(&gone.id);
         // A profile created and absorbed in the same delivery was never
         // announced; the survivor's change covers it.

@@ -220,6 +220,19 @@ pub trait Store: Send + Sync {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<ChangeRow>>;
+
+    // segments and care triggers:
+    /// Live segments of the workspace, oldest first.
+    async fn segments(&self, workspace_id: &str) -> StoreResult<Vec<SegmentRow>>;
+    async fn segment(&self, workspace_id: &str, id: &str) -> StoreResult<Option<SegmentRow>>;
+    /// Member profile ids after `after`, in id order.
+    async fn segment_members(
+        &self,
+        segment_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
+    async fn workspace_ids(&self) -> StoreResult<Vec<String>>;
 }
 
 /// The write side of identity resolution, inside one transaction.
@@ -401,5 +414,92 @@ pub trait WriteTx: Send {
         record: RecordRef<'_>,
     ) -> StoreResult<Option<String>>;
     async fn move_record(&mut self, record: RecordRef<'_>, profile_id: &str) -> StoreResult<()>;
+    // segments and care triggers:
+    async fn profile_tags(&mut self, profile_id: &str) -> StoreResult<Vec<String>>;
+    async fn change_tags(
+        &mut self,
+        profile_id: &str,
+        add: &[String],
+        remove: &[String],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Moves manual tags, the time zone and care triggers of `absorbed` onto
+    /// `survivor` (the survivor's own time zone wins); drops its dates.
+    async fn absorb_profile_extras(&mut self, survivor: &str, absorbed: &str) -> StoreResult<()>;
+    /// Data of the profile's customer records.
+    async fn customer_record_data(&mut self, profile_id: &str) -> StoreResult<Vec<String>>;
+    /// Changes whenever a segment of the workspace is created, changed or deleted.
+    async fn segments_stamp(&mut self, workspace_id: &str) -> StoreResult<String>;
+    /// Live segments of the workspace.
+    async fn workspace_segments(&mut self, workspace_id: &str) -> StoreResult<Vec<SegmentRow>>;
+    /// Inserts or replaces a segment (a deleted one carries `deleted_at`).
+    async fn save_segment(&mut self, segment: &SegmentRow) -> StoreResult<()>;
+    /// The segments (id, name, workspace) the profile is recorded as a member of.
+    async fn profile_memberships(
+        &mut self,
+        profile_id: &str,
+    ) -> StoreResult<Vec<(String, String, String)>>;
+    async fn set_membership(
+        &mut self,
+        segment_id: &str,
+        profile_id: &str,
+        member: bool,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Live profiles of the workspace after `after` with their views, in id order.
+    async fn profile_views(
+        &mut self,
+        workspace_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// Sets (or with `None` removes) a yearly date of a profile.
+    async fn set_profile_date(
+        &mut self,
+        workspace_id: &str,
+        profile_id: &str,
+        kind: &str,
+        date: Option<&str>,
+    ) -> StoreResult<()>;
+    async fn drop_profile_dates(&mut self, profile_id: &str) -> StoreResult<()>;
+    async fn profile_timezone(&mut self, profile_id: &str) -> StoreResult<Option<String>>;
+    async fn set_profile_timezone(
+        &mut self,
+        profile_id: &str,
+        utc_offset: Option<&str>,
+    ) -> StoreResult<()>;
+    /// False if a trigger with the same dedupe key exists.
+    async fn insert_trigger(&mut self, trigger: &NewTrigger<'_>) -> StoreResult<bool>;
+    async fn due_triggers(
+        &mut self,
+        workspace_id: &str,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<TriggerRow>>;
+    /// Marks a trigger `fired` or `suppressed` (with why).
+    async fn finish_trigger(
+        &mut self,
+        id: i64,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn defer_trigger(&mut self, id: i64, due_at: i64) -> StoreResult<()>;
+    /// Triggers fired for the profile since `since`.
+    async fn fired_triggers_since(&mut self, profile_id: &str, since: i64) -> StoreResult<i64>;
+    /// Order records of the workspace that happened in `[from, until)`.
+    async fn orders_between(
+        &mut self,
+        workspace_id: &str,
+        from: i64,
+        until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OrderRecordRow>>;
+    /// Yearly dates of the workspace falling on any of the `MM-DD` days.
+    async fn dates_on(
+        &mut self,
+        workspace_id: &str,
+        month_days: &[String],
+    ) -> StoreResult<Vec<ProfileDateRow>>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -592,6 +592,46 @@ impl Store for SqlStore {
         .fetch_all(&self.read)
         .await?)
     }
+
+    // segments and care triggers:
+    async fn segments(&self, workspace_id: &str) -> StoreResult<Vec<SegmentRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, workspace_id, name, filter, created_at, updated_at, deleted_at FROM segments \
+             WHERE workspace_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn segment(&self, workspace_id: &str, id: &str) -> StoreResult<Option<SegmentRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, workspace_id, name, filter, created_at, updated_at, deleted_at FROM segments \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    async fn segment_members(&self, segment_id: &str, after: &str, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT profile_id FROM segment_members WHERE segment_id = $1 AND profile_id > $2 \
+             ORDER BY profile_id LIMIT $3",
+        )
+        .bind(segment_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn workspace_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT id FROM workspaces ORDER BY id")
+            .fetch_all(&self.read)
+            .await?)
+    }
 }
 
 const STREAM_COLUMNS: &str = "SELECT connection_id, stream, cursor, since, watermark, caught_up, records, pages, \
@@ -1351,6 +1391,309 @@ impl WriteTx for SqlWriteTx {
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    // segments and care triggers:
+    async fn profile_tags(&mut self, profile_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT tag FROM profile_tags WHERE profile_id = $1 ORDER BY tag")
+            .bind(profile_id)
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    async fn change_tags(&mut self, profile_id: &str, add: &[String], remove: &[String], now: i64) -> StoreResult<()> {
+        for tag in remove {
+            sqlx::query("DELETE FROM profile_tags WHERE profile_id = $1 AND tag = $2")
+                .bind(profile_id)
+                .bind(tag)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        for tag in add {
+            sqlx::query(
+                "INSERT INTO profile_tags (profile_id, tag, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (profile_id, tag) DO NOTHING",
+            )
+            .bind(profile_id)
+            .bind(tag)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn absorb_profile_extras(&mut self, survivor: &str, absorbed: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO profile_tags (profile_id, tag, created_at) \
+             SELECT $1, tag, created_at FROM profile_tags WHERE profile_id = $2 \
+             ON CONFLICT (profile_id, tag) DO NOTHING",
+        )
+        .bind(survivor)
+        .bind(absorbed)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO profile_timezones (profile_id, utc_offset) \
+             SELECT $1, utc_offset FROM profile_timezones WHERE profile_id = $2 \
+             ON CONFLICT (profile_id) DO NOTHING",
+        )
+        .bind(survivor)
+        .bind(absorbed)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("UPDATE care_triggers SET profile_id = $1 WHERE profile_id = $2")
+            .bind(survivor)
+            .bind(absorbed)
+            .execute(&mut *self.tx)
+            .await?;
+        for table in ["profile_tags", "profile_timezones", "profile_dates"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE profile_id = $1"))
+                .bind(absorbed)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn customer_record_data(&mut self, profile_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT data FROM source_records WHERE profile_id = $1 AND kind = 'customer' \
+             ORDER BY connection_id, external_id",
+        )
+        .bind(profile_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn segments_stamp(&mut self, workspace_id: &str) -> StoreResult<String> {
+        let (count, latest): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM segments WHERE workspace_id = $1",
+        )
+        .bind(workspace_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(format!("{count}:{latest}"))
+    }
+
+    async fn workspace_segments(&mut self, workspace_id: &str) -> StoreResult<Vec<SegmentRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, workspace_id, name, filter, created_at, updated_at, deleted_at FROM segments \
+             WHERE workspace_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(workspace_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn save_segment(&mut self, s: &SegmentRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO segments (id, workspace_id, name, filter, created_at, updated_at, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, filter = excluded.filter, \
+             updated_at = excluded.updated_at, deleted_at = excluded.deleted_at",
+        )
+        .bind(&s.id)
+        .bind(&s.workspace_id)
+        .bind(&s.name)
+        .bind(&s.filter)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .bind(s.deleted_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn profile_memberships(&mut self, profile_id: &str) -> StoreResult<Vec<(String, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT m.segment_id, s.name, s.workspace_id FROM segment_members m JOIN segments s ON s.id = m.segment_id \
+             WHERE m.profile_id = $1 ORDER BY m.segment_id",
+        )
+        .bind(profile_id)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn set_membership(&mut self, segment_id: &str, profile_id: &str, member: bool, now: i64) -> StoreResult<()> {
+        let sql = if member {
+            "INSERT INTO segment_members (segment_id, profile_id, entered_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (segment_id, profile_id) DO NOTHING"
+        } else {
+            "DELETE FROM segment_members WHERE segment_id = $1 AND profile_id = $2 AND $3 = $3"
+        };
+        sqlx::query(sql)
+            .bind(segment_id)
+            .bind(profile_id)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn profile_views(&mut self, workspace_id: &str, after: &str, limit: i64) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, view FROM profiles WHERE workspace_id = $1 AND merged_into IS NULL AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn set_profile_date(&mut self, workspace_id: &str, profile_id: &str, kind: &str, date: Option<&str>) -> StoreResult<()> {
+        match date {
+            Some(date) => {
+                sqlx::query(
+                    "INSERT INTO profile_dates (profile_id, workspace_id, kind, date, month_day) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (profile_id, kind) DO UPDATE SET date = excluded.date, month_day = excluded.month_day",
+                )
+                .bind(profile_id)
+                .bind(workspace_id)
+                .bind(kind)
+                .bind(date)
+                .bind(date.get(5..).unwrap_or_default())
+                .execute(&mut *self.tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM profile_dates WHERE profile_id = $1 AND kind = $2")
+                    .bind(profile_id)
+                    .bind(kind)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn drop_profile_dates(&mut self, profile_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM profile_dates WHERE profile_id = $1")
+            .bind(profile_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn profile_timezone(&mut self, profile_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT utc_offset FROM profile_timezones WHERE profile_id = $1")
+            .bind(profile_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn set_profile_timezone(&mut self, profile_id: &str, utc_offset: Option<&str>) -> StoreResult<()> {
+        match utc_offset {
+            Some(offset) => {
+                sqlx::query(
+                    "INSERT INTO profile_timezones (profile_id, utc_offset) VALUES ($1, $2) \
+                     ON CONFLICT (profile_id) DO UPDATE SET utc_offset = excluded.utc_offset",
+                )
+                .bind(profile_id)
+                .bind(offset)
+                .execute(&mut *self.tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM profile_timezones WHERE profile_id = $1")
+                    .bind(profile_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_trigger(&mut self, t: &NewTrigger<'_>) -> StoreResult<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO care_triggers (workspace_id, profile_id, kind, dedupe_key, details, status, due_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) ON CONFLICT (workspace_id, dedupe_key) DO NOTHING",
+        )
+        .bind(t.workspace_id)
+        .bind(t.profile_id)
+        .bind(t.kind)
+        .bind(t.dedupe_key)
+        .bind(t.details)
+        .bind(t.due_at)
+        .bind(t.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(inserted.rows_affected() > 0)
+    }
+
+    async fn due_triggers(&mut self, workspace_id: &str, now: i64, limit: i64) -> StoreResult<Vec<TriggerRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, profile_id, kind, details, due_at, created_at FROM care_triggers \
+             WHERE workspace_id = $1 AND status = 'pending' AND due_at <= $2 ORDER BY due_at, id LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn finish_trigger(&mut self, id: i64, status: &str, reason: Option<&str>, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE care_triggers SET status = $2, reason = $3, fired_at = $4 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn defer_trigger(&mut self, id: i64, due_at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE care_triggers SET due_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(due_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn fired_triggers_since(&mut self, profile_id: &str, since: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM care_triggers WHERE profile_id = $1 AND status = 'fired' AND fired_at > $2",
+        )
+        .bind(profile_id)
+        .bind(since)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn orders_between(&mut self, workspace_id: &str, from: i64, until: i64, limit: i64) -> StoreResult<Vec<OrderRecordRow>> {
+        Ok(sqlx::query_as(
+            "SELECT connection_id, external_id, profile_id, data FROM source_records \
+             WHERE workspace_id = $1 AND kind = 'order' AND occurred_at >= $2 AND occurred_at < $3 \
+             ORDER BY occurred_at LIMIT $4",
+        )
+        .bind(workspace_id)
+        .bind(from)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn dates_on(&mut self, workspace_id: &str, month_days: &[String]) -> StoreResult<Vec<ProfileDateRow>> {
+        if month_days.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT profile_id, kind, date FROM profile_dates WHERE workspace_id = $1 AND month_day IN ({}) \
+             ORDER BY profile_id, kind",
+            numbered(2, month_days.len())
+        );
+        let mut query = sqlx::query_as(&sql).bind(workspace_id);
+        for day in month_days {
+            query = query.bind(day);
+        }
+        Ok(query.fetch_all(&mut *self.tx).await?)
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

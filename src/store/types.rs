@@ -438,3 +438,55 @@ impl CannotLinkRow {
         )
     }
 }
+
+// segments and care triggers:
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SegmentRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    /// The filter as JSON (see `crate::segments::filter`).
+    pub filter: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+/// A care trigger waiting to be released.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TriggerRow {
+    pub id: i64,
+    pub profile_id: String,
+    pub kind: String,
+    pub details: String,
+    pub due_at: i64,
+    pub created_at: i64,
+}
+
+pub struct NewTrigger<'a> {
+    pub workspace_id: &'a str,
+    pub profile_id: &'a str,
+    pub kind: &'a str,
+    /// Makes the trigger happen once (`payment_pending:<conn>:<order>`).
+    pub dedupe_key: &'a str,
+    pub details: &'a str,
+    pub due_at: i64,
+    pub now: i64,
+}
+
+/// An order record of a live profile (for the pending-payment sweep).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRecordRow {
+    pub connection_id: String,
+    pub external_id: String,
+    pub profile_id: String,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileDateRow {
+    pub profile_id: String,
+    pub kind: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+}
