@@ -308,7 +308,7 @@ fn condition(found: &[&Value], op: Op, expected: &Value) -> bool {
         })
     };
     match op {
-        Op::Exists => (!found.is_empty()) == (expected == &Value::Bool(true)),
+        Op::Exists => found.is_empty() != (expected == &Value::Bool(true)),
         Op::Eq => scalars().any(|v| equal(v, expected)),
         Op::Ne => !scalars().any(|v| equal(v, expected)),
         Op::In => expected

@@ -78,7 +78,9 @@ pub async fn observe(
     let orders = |traits: &Value| traits["order_count"].as_i64().unwrap_or(0);
     if orders(before) == 0 && orders(after) > 0 {
         let first = time(&after["first_order_at"]);
-        if first.is_none_or(|at| at.timestamp_millis() >= now - FIRST_ORDER_NEWS_HOURS * HOUR_MS) {
+        if first.map_or(true, |at| {
+            at.timestamp_millis() >= now - FIRST_ORDER_NEWS_HOURS * HOUR_MS
+        }) {
             let details = json!({ "first_order_at": after["first_order_at"] });
             note(tx, workspace_id, id, "first_order", id, details, now).await?;
         }

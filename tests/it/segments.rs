@@ -59,7 +59,7 @@ both_backends! {
 
         // A second order: the profile enters, once.
         hub.deliver(&conn, json!([order("o-2", "paid", "2026-06-02T00:00:00Z")])).await;
-        assert_eq!(member_ids(&hub, &ws, &repeat).await, [id.clone()]);
+        assert_eq!(member_ids(&hub, &ws, &repeat).await, [id.as_str()]);
         let profile = hub.find_one(&ws, "email=ada@example.com").await;
         assert_eq!(profile["segments"], json!([repeat]));
         let changes = hub.changes(&ws).await;
@@ -72,7 +72,7 @@ both_backends! {
         let (status, tagged) = hub.post(&ws.key, &format!("/v1/profiles/{id}/tags"), json!({"add": [" VIP "]})).await;
         assert_eq!(status, 200, "{tagged}");
         assert_eq!(tagged["tags"], json!(["vip", "wholesale"]));
-        assert_eq!(member_ids(&hub, &ws, &vip).await, [id.clone()]);
+        assert_eq!(member_ids(&hub, &ws, &vip).await, [id.as_str()]);
         let (_, shown) = hub.get(&ws.key, &format!("/v1/profiles/{id}")).await;
         assert_eq!(shown["tags"], json!(["vip", "wholesale"]));
         let (status, _) = hub.post(&ws.key, &format!("/v1/profiles/{id}/tags"), json!({"remove": ["vip"]})).await;
@@ -96,7 +96,7 @@ both_backends! {
         assert_eq!(status, 201);
         assert_eq!(wholesale["members_changed"], 1);
         let wholesale = wholesale["id"].as_str().unwrap().to_string();
-        assert_eq!(member_ids(&hub, &ws, &wholesale).await, [id.clone()]);
+        assert_eq!(member_ids(&hub, &ws, &wholesale).await, [id.as_str()]);
         let (status, renamed) = send_json(&hub, "PATCH", &ws.key, &format!("/v1/segments/{wholesale}"),
             json!({"filter": {"field": "tags", "op": "contains", "value": "retail"}})).await;
         assert_eq!(status, 200, "{renamed}");
