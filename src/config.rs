@@ -53,6 +53,8 @@ pub struct Config {
     /// Seconds between reconciliation sweeps of each pollable connection;
     /// 0 turns scheduled polling off (backfills still run on request).
     pub sync_interval_seconds: u64,
+    /// The destinations sync engine's timing (`[destinations]` in the file).
+    pub destinations: crate::destinations::EngineSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +77,7 @@ impl Default for Config {
             sync_interval_seconds: 300,
             public_url: None,
             complaints: crate::complaints::ComplaintRules::default(),
+            destinations: crate::destinations::EngineSettings::default(),
         }
     }
 }
@@ -99,6 +102,7 @@ impl fmt::Debug for Config {
             .field("sync_interval_seconds", &self.sync_interval_seconds)
             .field("public_url", &self.public_url)
             .field("complaints", &self.complaints)
+            .field("destinations", &self.destinations)
             .finish()
     }
 }
