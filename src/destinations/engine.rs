@@ -108,11 +108,11 @@ impl Engine {
             match engine.store.active_destinations().await {
                 Ok(ids) => {
                     for id in ids {
-                        if !tasks.contains_key(&id) {
-                            let task = tokio::spawn(
-                                engine.clone().run_destination(id.clone(), shutdown.clone()),
-                            );
-                            tasks.insert(id, task);
+                        if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
+                            let id = slot.key().clone();
+                            slot.insert(tokio::spawn(
+                                engine.clone().run_destination(id, shutdown.clone()),
+                            ));
                         }
                     }
                 }

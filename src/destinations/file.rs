@@ -91,7 +91,7 @@ impl FileDestination {
                 .and_then(|n| n.strip_suffix(&format!(".{ext}")))
                 .and_then(|n| n.parse::<i64>().ok());
             if let Some(started) = started {
-                if newest.as_ref().is_none_or(|(s, _)| started > *s) {
+                if !matches!(&newest, Some((s, _)) if *s >= started) {
                     newest = Some((started, path));
                 }
             }

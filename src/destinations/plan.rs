@@ -152,23 +152,31 @@ impl<'a> Planner<'a> {
                 self.upsert(&survivor, out).await?;
             }
             kind if kind.starts_with("trigger.") && self.events => {
-                // Care triggers go to segment-scoped destinations only for members.
-                if self.destination.segment_id.is_none()
-                    || self.known(&row.profile_id).await?.is_some()
-                {
-                    let payload =
-                        json!({"op": "event", "profile_id": row.profile_id, "data": data});
-                    let event = Change::Event {
-                        id: String::new(),
-                        kind: row.kind.clone(),
-                        timestamp: row.created_at / 1000,
-                        payload,
-                    };
-                    out.push((row.profile_id.clone(), event, Vec::new()));
-                }
+                self.trigger(row, data, out).await?;
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Care triggers go to segment-scoped destinations only for members.
+    async fn trigger(
+        &mut self,
+        row: &ChangeRow,
+        data: &Value,
+        out: &mut Vec<(String, Change, Vec<ContactState>)>,
+    ) -> StoreResult<()> {
+        if self.destination.segment_id.is_some() && self.known(&row.profile_id).await?.is_none() {
+            return Ok(());
+        }
+        let payload = json!({"op": "event", "profile_id": row.profile_id, "data": data});
+        let event = Change::Event {
+            id: String::new(),
+            kind: row.kind.clone(),
+            timestamp: row.created_at / 1000,
+            payload,
+        };
+        out.push((row.profile_id.clone(), event, Vec::new()));
         Ok(())
     }
 
