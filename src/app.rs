@@ -86,6 +86,15 @@ impl Hub {
             workers.push(tokio::spawn(crate::triggers::run(self.store.clone(), self.config.triggers.clone(), shutdown.clone())));
         }
 
+        if self.config.destinations.interval_ms > 0 {
+            let engine = crate::destinations::engine::Engine::new(
+                self.store.clone(),
+                self.master_key.clone(),
+                self.config.destinations.clone(),
+            );
+            workers.push(tokio::spawn(engine.run(shutdown.clone())));
+        }
+
         let state = AppState {
             store: self.store.clone(),
             master_key: self.master_key.clone(),

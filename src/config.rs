@@ -55,6 +55,8 @@ pub struct Config {
     pub sync_interval_seconds: u64,
     /// Care triggers (`[triggers]` in the file).
     pub triggers: crate::triggers::TriggerConfig,
+    /// The destinations sync engine's timing (`[destinations]` in the file).
+    pub destinations: crate::destinations::EngineSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +80,7 @@ impl Default for Config {
             public_url: None,
             complaints: crate::complaints::ComplaintRules::default(),
             triggers: crate::triggers::TriggerConfig::default(),
+            destinations: crate::destinations::EngineSettings::default(),
         }
     }
 }
@@ -103,6 +106,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("complaints", &self.complaints)
             .field("triggers", &self.triggers)
+            .field("destinations", &self.destinations)
             .finish()
     }
 }

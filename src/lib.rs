@@ -26,6 +26,7 @@ pub mod config;
 pub mod connections;
 pub mod crypto;
 pub mod demo;
+pub mod destinations;
 pub mod export;
 pub mod http;
 pub mod identity;

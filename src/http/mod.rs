@@ -2,6 +2,7 @@
 
 mod api_complaints;
 mod api_connections;
+mod api_destinations;
 mod api_feed;
 mod api_identity;
 mod api_inbox;
@@ -100,6 +101,24 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         .route("/segments", get(api_segments::list).post(api_segments::create))
         .route("/segments/{id}", get(api_segments::show).patch(api_segments::update).delete(api_segments::delete))
         .route("/segments/{id}/members", get(api_segments::members))
+        .route(
+            "/destinations",
+            get(api_destinations::list).post(api_destinations::create),
+        )
+        .route(
+            "/destinations/{id}",
+            get(api_destinations::show)
+                .patch(api_destinations::update)
+                .delete(api_destinations::delete),
+        )
+        .route("/destinations/{id}/log", get(api_destinations::log))
+        .route(
+            "/destinations/{id}/dead-letters",
+            get(api_destinations::dead_letters),
+        )
+        .route("/destinations/{id}/replay", post(api_destinations::replay))
+        .route("/destinations/{id}/dry-run", post(api_destinations::dry_run))
+        .route("/destinations/{id}/snapshot", post(api_destinations::snapshot))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
 
     let webhooks = Router::new()

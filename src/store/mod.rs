@@ -233,6 +233,68 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<String>>;
     async fn workspace_ids(&self) -> StoreResult<Vec<String>>;
+
+    // destinations:
+    async fn create_destination(&self, destination: &NewDestination) -> StoreResult<()>;
+    async fn list_destinations(&self, workspace_id: &str) -> StoreResult<Vec<DestinationRow>>;
+    async fn get_destination(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<DestinationRow>>;
+    /// A live destination by id, in any workspace (for the engine).
+    async fn destination(&self, id: &str) -> StoreResult<Option<DestinationRow>>;
+    async fn destination_secrets(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn update_destination(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        update: &DestinationUpdate<'_>,
+    ) -> StoreResult<bool>;
+    async fn delete_destination(&self, workspace_id: &str, id: &str, now: i64)
+        -> StoreResult<bool>;
+    /// Ids of every live, active destination.
+    async fn active_destinations(&self) -> StoreResult<Vec<String>>;
+    /// Takes the destination's lease when it is free and its run is due.
+    async fn claim_destination(
+        &self,
+        id: &str,
+        owner: &str,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    async fn release_destination(&self, id: &str, owner: &str) -> StoreResult<()>;
+    async fn delivered_contacts(
+        &self,
+        destination_id: &str,
+        profile_ids: &[String],
+    ) -> StoreResult<Vec<DeliveredContact>>;
+    /// Commits one run; false (and nothing written) if the lease was lost.
+    async fn save_destination_progress(&self, progress: &DestinationProgress)
+        -> StoreResult<bool>;
+    async fn destination_log(
+        &self,
+        destination_id: &str,
+        profile_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<DestinationLogRow>>;
+    /// Dead letters of a destination with `status` (`dead` or `queued`).
+    async fn dead_letters(
+        &self,
+        destination_id: &str,
+        status: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<DeadLetterRow>>;
+    async fn dead_letter_count(&self, destination_id: &str) -> StoreResult<i64>;
+    /// Queues dead letters for replay by id or by time range; how many.
+    async fn queue_replay(
+        &self,
+        destination_id: &str,
+        ids: &[i64],
+        range: Option<(i64, i64)>,
+    ) -> StoreResult<u64>;
+    /// The newest change's seq in the workspace (0 when empty).
+    async fn feed_head(&self, workspace_id: &str) -> StoreResult<i64>;
 }
 
 /// The write side of identity resolution, inside one transaction.

@@ -632,6 +632,341 @@ impl Store for SqlStore {
             .fetch_all(&self.read)
             .await?)
     }
+
+
+    // destinations:
+    async fn create_destination(&self, d: &NewDestination) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO destinations (id, workspace_id, kind, name, settings, secrets, segment_id, mapping, \
+               created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&d.id)
+        .bind(&d.workspace_id)
+        .bind(&d.kind)
+        .bind(&d.name)
+        .bind(&d.settings)
+        .bind(&d.secrets)
+        .bind(&d.segment_id)
+        .bind(&d.mapping)
+        .bind(d.now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_destinations(&self, workspace_id: &str) -> StoreResult<Vec<DestinationRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{DESTINATION_COLUMNS} WHERE workspace_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn get_destination(&self, workspace_id: &str, id: &str) -> StoreResult<Option<DestinationRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{DESTINATION_COLUMNS} WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    async fn destination(&self, id: &str) -> StoreResult<Option<DestinationRow>> {
+        Ok(sqlx::query_as(&format!("{DESTINATION_COLUMNS} WHERE id = $1 AND deleted_at IS NULL"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn destination_secrets(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT secrets FROM destinations WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn update_destination(&self, workspace_id: &str, id: &str, u: &DestinationUpdate<'_>) -> StoreResult<bool> {
+        // A change by a person closes the breaker: they may have fixed the cause.
+        let done = sqlx::query(
+            "UPDATE destinations SET name = $3, settings = $4, secrets = $5, segment_id = $6, mapping = $7, \
+               status = $8, updated_at = $9, next_run_at = 0, consecutive_failures = 0, attempts = 0, \
+               breaker_open_until = NULL \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(u.name)
+        .bind(u.settings)
+        .bind(u.secrets)
+        .bind(u.segment_id)
+        .bind(u.mapping)
+        .bind(u.status)
+        .bind(u.now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_destination(&self, workspace_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE destinations SET deleted_at = $3, updated_at = $3, secrets = $4 \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(now)
+        .bind(Vec::<u8>::new())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            // What was sent where is personal data: it goes with the destination.
+            for table in ["destination_contacts", "destination_log", "destination_dead_letters"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE destination_id = $1"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn active_destinations(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM destinations WHERE deleted_at IS NULL AND status = 'active' ORDER BY id",
+        )
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn claim_destination(&self, id: &str, owner: &str, until: i64, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE destinations SET lease_owner = $2, lease_until = $3 \
+             WHERE id = $1 AND deleted_at IS NULL AND status = 'active' AND next_run_at <= $4 \
+               AND (lease_until IS NULL OR lease_until <= $4 OR lease_owner = $2)",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_destination(&self, id: &str, owner: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE destinations SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn delivered_contacts(&self, destination_id: &str, profile_ids: &[String]) -> StoreResult<Vec<DeliveredContact>> {
+        if profile_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT profile_id, hash, email FROM destination_contacts \
+             WHERE destination_id = $1 AND profile_id IN ({})",
+            numbered(2, profile_ids.len())
+        );
+        let mut query = sqlx::query_as(&sql).bind(destination_id);
+        for id in profile_ids {
+            query = query.bind(id);
+        }
+        Ok(query.fetch_all(&self.read).await?)
+    }
+
+    async fn save_destination_progress(&self, p: &DestinationProgress) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE destinations SET cursor = $3, next_run_at = $4, attempts = $5, consecutive_failures = $6, \
+               breaker_open_until = $7, \
+               last_success_at = CASE WHEN $8 THEN $9 ELSE last_success_at END, \
+               last_error = CASE WHEN $10 IS NULL THEN last_error ELSE $10 END, \
+               last_error_at = CASE WHEN $10 IS NULL THEN last_error_at ELSE $9 END, \
+               status = COALESCE($11, status), lease_until = $9 \
+             WHERE id = $1 AND lease_owner = $2 AND deleted_at IS NULL",
+        )
+        .bind(&p.destination_id)
+        .bind(&p.owner)
+        .bind(p.cursor)
+        .bind(p.next_run_at)
+        .bind(p.attempts)
+        .bind(p.consecutive_failures)
+        .bind(p.breaker_open_until)
+        .bind(p.succeeded)
+        .bind(p.now)
+        .bind(&p.error)
+        .bind(&p.status)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for c in &p.contacts {
+            match &c.hash {
+                Some(hash) => {
+                    sqlx::query(
+                        "INSERT INTO destination_contacts (destination_id, profile_id, hash, email, delivered_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (destination_id, profile_id) \
+                         DO UPDATE SET hash = excluded.hash, email = excluded.email, delivered_at = excluded.delivered_at",
+                    )
+                    .bind(&p.destination_id)
+                    .bind(&c.profile_id)
+                    .bind(hash)
+                    .bind(&c.email)
+                    .bind(p.now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM destination_contacts WHERE destination_id = $1 AND profile_id = $2")
+                        .bind(&p.destination_id)
+                        .bind(&c.profile_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        for l in &p.log {
+            sqlx::query(
+                "INSERT INTO destination_log (destination_id, profile_id, seq, message_id, op, result, error, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&p.destination_id)
+            .bind(&l.profile_id)
+            .bind(l.seq)
+            .bind(&l.message_id)
+            .bind(&l.op)
+            .bind(&l.result)
+            .bind(&l.error)
+            .bind(p.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for d in &p.dead {
+            sqlx::query(
+                "INSERT INTO destination_dead_letters (destination_id, profile_id, seq, change, error, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&p.destination_id)
+            .bind(&d.profile_id)
+            .bind(d.seq)
+            .bind(&d.change)
+            .bind(&d.error)
+            .bind(p.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for id in &p.replayed {
+            sqlx::query(
+                "UPDATE destination_dead_letters SET status = 'replayed', replayed_at = $3 \
+                 WHERE destination_id = $1 AND id = $2",
+            )
+            .bind(&p.destination_id)
+            .bind(id)
+            .bind(p.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (id, error) in &p.redead {
+            sqlx::query(
+                "UPDATE destination_dead_letters SET status = 'dead', error = $3 \
+                 WHERE destination_id = $1 AND id = $2",
+            )
+            .bind(&p.destination_id)
+            .bind(id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn destination_log(&self, destination_id: &str, profile_id: Option<&str>, limit: i64) -> StoreResult<Vec<DestinationLogRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, profile_id, seq, message_id, op, result, error, created_at FROM destination_log \
+             WHERE destination_id = $1 AND ($2 IS NULL OR profile_id = $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(destination_id)
+        .bind(profile_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn dead_letters(&self, destination_id: &str, status: &str, limit: i64) -> StoreResult<Vec<DeadLetterRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, profile_id, seq, change, error, status, created_at, replayed_at FROM destination_dead_letters \
+             WHERE destination_id = $1 AND status = $2 ORDER BY id LIMIT $3",
+        )
+        .bind(destination_id)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn dead_letter_count(&self, destination_id: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM destination_dead_letters WHERE destination_id = $1 AND status = 'dead'",
+        )
+        .bind(destination_id)
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    async fn queue_replay(&self, destination_id: &str, ids: &[i64], range: Option<(i64, i64)>) -> StoreResult<u64> {
+        let mut queued = 0;
+        let mut tx = self.write.begin().await?;
+        for id in ids {
+            queued += sqlx::query(
+                "UPDATE destination_dead_letters SET status = 'queued' \
+                 WHERE destination_id = $1 AND id = $2 AND status = 'dead'",
+            )
+            .bind(destination_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if let Some((from, to)) = range {
+            queued += sqlx::query(
+                "UPDATE destination_dead_letters SET status = 'queued' \
+                 WHERE destination_id = $1 AND status = 'dead' AND created_at >= $2 AND created_at <= $3",
+            )
+            .bind(destination_id)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        // The engine waits out a failing tool; a person asking for a replay
+        // wants it tried now.
+        sqlx::query("UPDATE destinations SET next_run_at = 0 WHERE id = $1")
+            .bind(destination_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn feed_head(&self, workspace_id: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_one(&self.read)
+            .await?)
+    }
 }
 
 const STREAM_COLUMNS: &str = "SELECT connection_id, stream, cursor, since, watermark, caught_up, records, pages, \
@@ -1701,3 +2036,8 @@ impl WriteTx for SqlWriteTx {
         Ok(())
     }
 }
+
+// destinations:
+const DESTINATION_COLUMNS: &str = "SELECT id, workspace_id, kind, name, settings, segment_id, mapping, status, cursor, \
+    next_run_at, attempts, consecutive_failures, breaker_open_until, last_success_at, last_error, last_error_at, \
+    created_at FROM destinations";

@@ -490,3 +490,131 @@ pub struct ProfileDateRow {
     /// `YYYY-MM-DD`.
     pub date: String,
 }
+
+
+// destinations:
+/// A destination as the API and the engine read it; its sealed secrets
+/// travel separately.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DestinationRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub kind: String,
+    pub name: String,
+    pub settings: String,
+    pub segment_id: Option<String>,
+    pub mapping: Option<String>,
+    pub status: String,
+    pub cursor: i64,
+    pub next_run_at: i64,
+    pub attempts: i64,
+    pub consecutive_failures: i64,
+    pub breaker_open_until: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    pub created_at: i64,
+}
+
+pub struct NewDestination {
+    pub id: String,
+    pub workspace_id: String,
+    pub kind: String,
+    pub name: String,
+    pub settings: String,
+    pub secrets: Vec<u8>,
+    pub segment_id: Option<String>,
+    pub mapping: Option<String>,
+    pub now: i64,
+}
+
+pub struct DestinationUpdate<'a> {
+    pub name: &'a str,
+    pub settings: &'a str,
+    pub secrets: &'a [u8],
+    pub segment_id: Option<&'a str>,
+    pub mapping: Option<&'a str>,
+    pub status: &'a str,
+    pub now: i64,
+}
+
+/// What a destination last received for one profile.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveredContact {
+    pub profile_id: String,
+    pub hash: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DestinationLogRow {
+    pub id: i64,
+    pub profile_id: String,
+    pub seq: i64,
+    pub message_id: String,
+    pub op: String,
+    pub result: String,
+    pub error: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadLetterRow {
+    pub id: i64,
+    pub profile_id: String,
+    pub seq: i64,
+    pub change: String,
+    pub error: String,
+    pub status: String,
+    pub created_at: i64,
+    pub replayed_at: Option<i64>,
+}
+
+pub struct NewLogEntry {
+    pub profile_id: String,
+    pub seq: i64,
+    pub message_id: String,
+    pub op: String,
+    pub result: String,
+    pub error: Option<String>,
+}
+
+pub struct NewDeadLetter {
+    pub profile_id: String,
+    pub seq: i64,
+    pub change: String,
+    pub error: String,
+}
+
+/// A contact's delivered state: `hash: None` forgets the profile (deleted
+/// or merged away on the other side).
+#[derive(Debug, Clone)]
+pub struct ContactState {
+    pub profile_id: String,
+    pub hash: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Everything one engine run writes, committed at once and only while the
+/// run still holds the destination's lease.
+pub struct DestinationProgress {
+    pub destination_id: String,
+    pub owner: String,
+    pub cursor: i64,
+    pub next_run_at: i64,
+    pub attempts: i64,
+    pub consecutive_failures: i64,
+    pub breaker_open_until: Option<i64>,
+    pub succeeded: bool,
+    pub error: Option<String>,
+    /// `disabled` when the receiver said the endpoint is gone.
+    pub status: Option<String>,
+    pub contacts: Vec<ContactState>,
+    pub log: Vec<NewLogEntry>,
+    pub dead: Vec<NewDeadLetter>,
+    /// Dead letters delivered by a replay.
+    pub replayed: Vec<i64>,
+    /// Replayed dead letters that failed again, with why.
+    pub redead: Vec<(i64, String)>,
+    pub now: i64,
+}

@@ -9,6 +9,7 @@ mod api;
 mod chat;
 mod cli;
 mod conversations;
+mod destinations;
 mod durability;
 mod identity;
 mod pipeline;

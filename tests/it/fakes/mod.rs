@@ -3,3 +3,4 @@
 
 pub mod shopify;
 pub mod woocommerce;
+pub mod webhook_receiver;
