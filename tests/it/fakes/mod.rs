@@ -3,3 +3,7 @@
 
 pub mod shopify;
 pub mod woocommerce;
+pub mod hubspot;
+pub mod klaviyo;
+pub mod mailchimp;
+pub mod quota;
