@@ -289,7 +289,10 @@ async fn hubspot_deletes_for_good_or_archives() {
         profile_id: "p1".into(),
         email: Some("ada@example.com".into()),
     };
-    assert_eq!(client.push(&[delete.clone()]).await.unwrap(), vec![Ok(())]);
+    assert_eq!(
+        client.push(std::slice::from_ref(&delete)).await.unwrap(),
+        vec![Ok(())]
+    );
     assert!(fake.contacts().is_empty());
     assert_eq!(
         fake.crm.lock().unwrap().gdpr_deleted,

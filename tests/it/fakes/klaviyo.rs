@@ -5,7 +5,8 @@
 //! Jobs run as soon as they are accepted, so the profiles kept for
 //! assertions show their effect at once.
 
-#![allow(dead_code)] // the hub-level tests use what they need of it
+// The hub-level tests use what they need of it; refusals are whole responses.
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -223,7 +224,7 @@ fn accepted(body: Value) -> Response {
 }
 
 /// `data.attributes.profiles.data` with 1 to `max` profile objects.
-fn profiles<'a>(body: &'a Value, max: usize) -> Result<&'a Vec<Value>, Response> {
+fn profiles(body: &Value, max: usize) -> Result<&Vec<Value>, Response> {
     let pointer = "/data/attributes/profiles/data";
     match body["data"]["attributes"]["profiles"]["data"].as_array() {
         Some(p) if p.is_empty() => Err(invalid("At least one profile is required.", pointer)),

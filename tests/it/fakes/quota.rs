@@ -2,7 +2,8 @@
 //! window like the tools' own rate limits, and scripted failures (a 429
 //! storm, an outage) for the next requests.
 
-#![allow(dead_code)] // the hub-level tests use what they need of it
+// The hub-level tests use what they need of it.
+#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
