@@ -108,7 +108,17 @@ pub fn build(
     kind: &str,
     setup: Setup<'_>,
 ) -> Result<Option<Box<dyn Destination>>, DestinationError> {
-    // The clients for HubSpot, Mailchimp and Klaviyo register here.
-    let _ = (kind, setup);
-    Ok(None)
+    Ok(Some(match kind {
+        "hubspot" => Box::new(hubspot::HubSpot::new(setup)?),
+        "mailchimp" => Box::new(mailchimp::Mailchimp::new(setup)?),
+        "klaviyo" => Box::new(klaviyo::Klaviyo::new(setup)?),
+        _ => return Ok(None),
+    }))
 }
+
+mod hubspot;
+mod klaviyo;
+mod mailchimp;
+mod setup;
+#[cfg(test)]
+mod tests;

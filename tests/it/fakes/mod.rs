@@ -4,3 +4,7 @@
 pub mod shopify;
 pub mod woocommerce;
 pub mod webhook_receiver;
+pub mod hubspot;
+pub mod klaviyo;
+pub mod mailchimp;
+pub mod quota;
