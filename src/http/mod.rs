@@ -65,6 +65,7 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         .route("/profiles", get(api_profiles::find))
         .route("/profiles/{id}", get(api_profiles::show))
         .route("/profiles/{id}/timeline", get(api_profiles::timeline))
+        .route("/profiles/{id}/consent", post(api_profiles::set_consent))
         .route(
             "/profiles/{id}/conversations",
             get(api_profiles::conversations),

@@ -545,8 +545,11 @@ pub async fn refresh_profile(
     now: i64,
 ) -> StoreResult<bool> {
     let records = tx.profile_records(id).await?;
+    profile::consent::record_choices(tx, workspace_id, &records, now).await?;
     let mut view = profile::compute(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     view.traits.complaints = profile::ComplaintCounts::of(&tx.open_complaint_severities(id).await?);
+    let identifiers = profile::consent::identifiers(&view.emails, &view.phones);
+    view.consent = profile::consent::of_identifiers(tx, workspace_id, &identifiers).await?;
     let view_json = serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if !is_new && tx.profile_view(id).await? == view_json {
         return Ok(false);

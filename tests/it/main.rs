@@ -16,3 +16,4 @@ mod platforms;
 mod suggestions;
 mod sync;
 mod webhooks;
+mod profiles;

@@ -12,6 +12,8 @@ use shophub_connectors::model::{KeyKind, OrderStatus, RecordBody, SourceRecord};
 
 use crate::store::StoredRecord;
 
+pub mod consent;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileView {
     pub name: Option<String>,
@@ -19,6 +21,9 @@ pub struct ProfileView {
     pub phones: Vec<String>,
     pub identities: Vec<Identity>,
     pub traits: Traits,
+    /// Consent of the profile's emails and phones, per channel.
+    #[serde(default)]
+    pub consent: Vec<consent::Consent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +116,7 @@ pub fn compute(records: &[StoredRecord]) -> Result<ProfileView, serde_json::Erro
         emails: values_of(KeyKind::Email),
         phones: values_of(KeyKind::Phone),
         traits: order_traits(decoded.iter().map(|(_, r)| r)),
+        consent: Vec::new(),
         identities: identities
             .iter()
             .map(|((kind, value, platform), sources)| Identity {
