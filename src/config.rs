@@ -21,6 +21,7 @@ const CONFIG_KEYS: &[&str] = &[
     "log_format",
     "sync_interval_seconds",
     "public_url",
+    "profile_refresh_interval_seconds",
 ];
 
 /// The file read when neither `--config` nor `SHOPHUB_CONFIG` names one.
@@ -53,6 +54,9 @@ pub struct Config {
     /// Seconds between reconciliation sweeps of each pollable connection;
     /// 0 turns scheduled polling off (backfills still run on request).
     pub sync_interval_seconds: u64,
+    /// Seconds between refreshes of time-dependent profile traits (and the
+    /// workspace RFM boundaries); 0 turns them off.
+    pub profile_refresh_interval_seconds: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +79,7 @@ impl Default for Config {
             sync_interval_seconds: 300,
             public_url: None,
             complaints: crate::complaints::ComplaintRules::default(),
+            profile_refresh_interval_seconds: 3600,
         }
     }
 }
@@ -99,6 +104,10 @@ impl fmt::Debug for Config {
             .field("sync_interval_seconds", &self.sync_interval_seconds)
             .field("public_url", &self.public_url)
             .field("complaints", &self.complaints)
+            .field(
+                "profile_refresh_interval_seconds",
+                &self.profile_refresh_interval_seconds,
+            )
             .finish()
     }
 }

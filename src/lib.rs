@@ -37,5 +37,6 @@ pub mod resolve;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod traits;
 pub mod worker;
 pub mod workspaces;

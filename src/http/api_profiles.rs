@@ -175,6 +175,7 @@ fn render(row: &ProfileRow) -> Result<Value, ApiError> {
         "phones": view.phones,
         "identities": view.identities,
         "traits": view.traits,
+        "golden": view.golden,
         "consent": view.consent,
         "created_at": to_rfc3339(row.created_at),
         "updated_at": to_rfc3339(row.updated_at),
@@ -309,4 +310,26 @@ pub async fn set_consent(
         "applied": applied,
         "consent": view.consent,
     })))
+}
+
+/// `DELETE /v1/profiles/{id}`: erases the person (see `profile::erase`).
+pub async fn erase(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = state
+        .store
+        .get_profile(&workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let mut tx = state.store.begin_write(&workspace_id).await?;
+    let live = tx
+        .live_profile(&row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let records =
+        crate::profile::erase::erase(tx.as_mut(), &workspace_id, &live.id, now_ms()).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "erased": live.id, "records": records })))
 }

@@ -546,7 +546,15 @@ pub async fn refresh_profile(
 ) -> StoreResult<bool> {
     let records = tx.profile_records(id).await?;
     profile::consent::record_choices(tx, workspace_id, &records, now).await?;
-    let mut view = profile::compute(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let settings = profile::settings::load(tx, workspace_id).await?;
+    let stats = profile::stats::load(tx, workspace_id, &settings, now).await?;
+    let context = profile::Context {
+        settings,
+        stats,
+        now,
+    };
+    let mut view =
+        profile::compute(&records, &context).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     view.traits.complaints = profile::ComplaintCounts::of(&tx.open_complaint_severities(id).await?);
     let identifiers = profile::consent::identifiers(&view.emails, &view.phones);
     view.consent = profile::consent::of_identifiers(tx, workspace_id, &identifiers).await?;

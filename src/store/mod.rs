@@ -415,8 +415,11 @@ pub trait WriteTx: Send {
         workspace_id: &str,
         identifiers: &[String],
     ) -> StoreResult<Vec<ConsentRow>>;
-    async fn delete_consents(&mut self, workspace_id: &str, identifiers: &[String])
-        -> StoreResult<()>;
+    async fn delete_consents(
+        &mut self,
+        workspace_id: &str,
+        identifiers: &[String],
+    ) -> StoreResult<()>;
     async fn profile_settings(&mut self, workspace_id: &str) -> StoreResult<Option<String>>;
     async fn save_profile_settings(
         &mut self,
@@ -426,8 +429,12 @@ pub trait WriteTx: Send {
     ) -> StoreResult<()>;
     /// The workspace's trait statistics (JSON) and when they were computed.
     async fn trait_stats(&mut self, workspace_id: &str) -> StoreResult<Option<(String, i64)>>;
-    async fn save_trait_stats(&mut self, workspace_id: &str, stats: &str, now: i64)
-        -> StoreResult<()>;
+    async fn save_trait_stats(
+        &mut self,
+        workspace_id: &str,
+        stats: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Views of live profiles with records after `after`, in id order.
     async fn profile_views(
         &mut self,
