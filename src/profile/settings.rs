@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::store::{StoreError, StoreResult, WriteTx};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProfileSettings {
     /// Platforms (`shopify`) or connection ids, most trusted first. Records
@@ -62,15 +62,6 @@ pub struct ClvSettings {
 pub struct ValueTier {
     pub name: String,
     pub min_spent: Decimal,
-}
-
-impl Default for ProfileSettings {
-    fn default() -> Self {
-        ProfileSettings {
-            source_priority: Vec::new(),
-            traits: TraitSettings::default(),
-        }
-    }
 }
 
 impl Default for TraitSettings {
