@@ -95,6 +95,13 @@ impl Hub {
             workers.push(tokio::spawn(engine.run(shutdown.clone())));
         }
 
+        if self.config.profile_refresh_interval_seconds > 0 {
+            let interval = Duration::from_secs(self.config.profile_refresh_interval_seconds);
+            let refresh =
+                crate::traits::run_periodic(self.store.clone(), interval, shutdown.clone());
+            workers.push(tokio::spawn(refresh));
+        }
+
         let state = AppState {
             store: self.store.clone(),
             master_key: self.master_key.clone(),

@@ -105,6 +105,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Unified profiles
+    Profiles {
+        #[command(subcommand)]
+        command: ProfilesCommand,
+    },
     /// Manage workspaces
     Workspace {
         #[command(subcommand)]
@@ -146,5 +151,16 @@ pub enum ExportCommand {
         /// File to write [default: standard output]
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// Recompute the workspace's trait statistics and every profile (time-dependent
+    /// traits, changed settings); prints how many profiles changed
+    Refresh {
+        /// The workspace id
+        #[arg(long)]
+        workspace: String,
     },
 }

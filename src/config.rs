@@ -21,6 +21,7 @@ const CONFIG_KEYS: &[&str] = &[
     "log_format",
     "sync_interval_seconds",
     "public_url",
+    "profile_refresh_interval_seconds",
 ];
 
 /// The file read when neither `--config` nor `SHOPHUB_CONFIG` names one.
@@ -57,6 +58,9 @@ pub struct Config {
     pub triggers: crate::triggers::TriggerConfig,
     /// The destinations sync engine's timing (`[destinations]` in the file).
     pub destinations: crate::destinations::EngineSettings,
+    /// Seconds between refreshes of time-dependent profile traits (and the
+    /// workspace RFM boundaries); 0 turns them off.
+    pub profile_refresh_interval_seconds: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +85,7 @@ impl Default for Config {
             complaints: crate::complaints::ComplaintRules::default(),
             triggers: crate::triggers::TriggerConfig::default(),
             destinations: crate::destinations::EngineSettings::default(),
+            profile_refresh_interval_seconds: 3600,
         }
     }
 }
@@ -107,6 +112,10 @@ impl fmt::Debug for Config {
             .field("complaints", &self.complaints)
             .field("triggers", &self.triggers)
             .field("destinations", &self.destinations)
+            .field(
+                "profile_refresh_interval_seconds",
+                &self.profile_refresh_interval_seconds,
+            )
             .finish()
     }
 }

@@ -41,5 +41,6 @@ pub mod sync;
 pub mod tags;
 pub mod telemetry;
 pub mod triggers;
+pub mod traits;
 pub mod worker;
 pub mod workspaces;

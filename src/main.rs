@@ -1,6 +1,8 @@
 use clap::Parser;
 use shophub::app::Hub;
-use shophub::cli::{Cli, Command, ExportCommand, ResolveCommand, WorkspaceCommand};
+use shophub::cli::{
+    Cli, Command, ExportCommand, ProfilesCommand, ResolveCommand, WorkspaceCommand,
+};
 use shophub::clock::now_ms;
 use shophub::config::Config;
 use shophub::{backfill, demo, import, telemetry, workspaces};
@@ -84,6 +86,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             eprintln!("{written} profiles exported");
+        }
+        Command::Profiles {
+            command: ProfilesCommand::Refresh { workspace },
+        } => {
+            let changed =
+                shophub::traits::refresh_workspace(hub.store.as_ref(), &workspace, now_ms())
+                    .await?;
+            println!("{changed} profiles changed");
         }
         Command::Workspace {
             command: WorkspaceCommand::Create { name, json },

@@ -10,11 +10,13 @@ use shophub_connectors::model::RecordBody;
 
 use super::auth::WorkspaceId;
 use super::error::ApiError;
-use super::extract::AppQuery;
+use super::extract::{AppJson, AppQuery};
 use super::AppState;
-use crate::clock::to_rfc3339;
+use crate::clock::{now_ms, to_rfc3339};
+use crate::profile::consent;
 use crate::profile::{decode_record, rfc3339, ProfileView};
-use crate::store::{ProfileQuery, ProfileRow, StoredRecord, TimelineFilter};
+use crate::resolve::refresh_profile;
+use crate::store::{NewConsent, ProfileQuery, ProfileRow, StoredRecord, TimelineFilter};
 
 #[derive(Deserialize)]
 pub struct FindQuery {
@@ -175,6 +177,8 @@ fn render(row: &ProfileRow) -> Result<Value, ApiError> {
         "traits": view.traits,
         "tags": view.tags,
         "segments": view.segments,
+        "golden": view.golden,
+        "consent": view.consent,
         "created_at": to_rfc3339(row.created_at),
         "updated_at": to_rfc3339(row.updated_at),
     }))
@@ -220,4 +224,114 @@ fn timeline_entry(stored: &StoredRecord) -> Result<Value, ApiError> {
         });
     }
     Ok(entry)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChoice {
+    identifier: String,
+    channel: String,
+    granted: bool,
+    source: String,
+    /// When the person chose (RFC 3339); now if absent.
+    at: Option<String>,
+}
+
+/// `POST /v1/profiles/{id}/consent`: records a person's choice for one of
+/// the profile's emails or phones. A choice older than the one stored for
+/// that identifier and channel is not applied (`"applied": false`).
+pub async fn set_consent(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    Path(id): Path<String>,
+    AppJson(choice): AppJson<ConsentChoice>,
+) -> Result<Json<Value>, ApiError> {
+    let identifier = consent::parse_identifier(&choice.identifier).ok_or_else(|| {
+        ApiError::validation(
+            "identifier",
+            "must be email:<address> or phone:<+country number>",
+        )
+    })?;
+    if !consent::CHANNELS.contains(&choice.channel.as_str()) {
+        return Err(ApiError::validation(
+            "channel",
+            "must be email_marketing, sms or chat",
+        ));
+    }
+    let source = choice.source.trim();
+    if source.is_empty() || source.len() > 200 {
+        return Err(ApiError::validation(
+            "source",
+            "must be 1 to 200 characters",
+        ));
+    }
+    let now = now_ms();
+    let chosen_at = match choice.at.as_deref() {
+        None => now,
+        Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+            .map_err(|_| ApiError::validation("at", "must be an RFC 3339 time"))?
+            .timestamp_millis(),
+    };
+    let row = state
+        .store
+        .get_profile(&workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let mut tx = state.store.begin_write(&workspace_id).await?;
+    let live = tx
+        .live_profile(&row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let held = tx.profile_values(&live.id).await?;
+    if !held
+        .iter()
+        .any(|(kind, value)| format!("{kind}:{value}") == identifier)
+    {
+        return Err(ApiError::validation(
+            "identifier",
+            "is not an email or phone of this profile",
+        ));
+    }
+    let applied = tx
+        .record_consent(&NewConsent {
+            workspace_id: &workspace_id,
+            identifier: &identifier,
+            channel: &choice.channel,
+            granted: choice.granted,
+            source,
+            chosen_at,
+            now,
+        })
+        .await?;
+    refresh_profile(tx.as_mut(), &workspace_id, &live.id, false, now).await?;
+    let view: ProfileView =
+        serde_json::from_str(&tx.profile_view(&live.id).await?).map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(Json(json!({
+        "profile_id": live.id,
+        "applied": applied,
+        "consent": view.consent,
+    })))
+}
+
+/// `DELETE /v1/profiles/{id}`: erases the person (see `profile::erase`).
+pub async fn erase(
+    State(state): State<AppState>,
+    WorkspaceId(workspace_id): WorkspaceId,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = state
+        .store
+        .get_profile(&workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let mut tx = state.store.begin_write(&workspace_id).await?;
+    let live = tx
+        .live_profile(&row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let records =
+        crate::profile::erase::erase(tx.as_mut(), &workspace_id, &live.id, now_ms()).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "erased": live.id, "records": records })))
 }

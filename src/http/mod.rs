@@ -8,6 +8,7 @@ mod api_identity;
 mod api_inbox;
 mod api_profiles;
 mod api_segments;
+mod api_settings;
 mod api_suggestions;
 mod api_tags;
 mod auth;
@@ -68,6 +69,12 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         .route("/profiles", get(api_profiles::find))
         .route("/profiles/{id}", get(api_profiles::show))
         .route("/profiles/{id}/timeline", get(api_profiles::timeline))
+        .route("/profiles/{id}/consent", post(api_profiles::set_consent))
+        .route("/profiles/{id}", delete(api_profiles::erase))
+        .route(
+            "/settings",
+            get(api_settings::show).patch(api_settings::update),
+        )
         .route(
             "/profiles/{id}/conversations",
             get(api_profiles::conversations),

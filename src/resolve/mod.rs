@@ -545,8 +545,20 @@ pub async fn refresh_profile(
     now: i64,
 ) -> StoreResult<bool> {
     let records = tx.profile_records(id).await?;
-    let mut view = profile::compute(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    profile::consent::record_choices(tx, workspace_id, &records, now).await?;
+    let settings = profile::settings::load(tx, workspace_id).await?;
+    let stats = profile::stats::load(tx, workspace_id, &settings, now).await?;
+    let context = profile::Context {
+        settings,
+        stats,
+        now,
+    };
+    let mut view =
+        profile::compute(&records, &context).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     view.traits.complaints = profile::ComplaintCounts::of(&tx.open_complaint_severities(id).await?);
+    let identifiers = profile::consent::identifiers(&view.emails, &view.phones);
+    view.consent = profile::consent::of_identifiers(tx, workspace_id, &identifiers).await?;
+    // Segments filter on everything above, consent included.
     crate::segments::apply(tx, workspace_id, id, &mut view, now).await?;
     let view_json = serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if !is_new && tx.profile_view(id).await? == view_json {

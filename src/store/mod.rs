@@ -295,6 +295,9 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<u64>;
     /// The newest change's seq in the workspace (0 when empty).
     async fn feed_head(&self, workspace_id: &str) -> StoreResult<i64>;
+    // profile: settings, and the workspaces the periodic trait refresh visits.
+    /// The workspace's profile settings (JSON), if any were saved.
+    async fn profile_settings(&self, workspace_id: &str) -> StoreResult<Option<String>>;
 }
 
 /// The write side of identity resolution, inside one transaction.
@@ -563,5 +566,39 @@ pub trait WriteTx: Send {
         workspace_id: &str,
         month_days: &[String],
     ) -> StoreResult<Vec<ProfileDateRow>>;
+    // profile: consent, settings, trait statistics and erasure.
+    /// Stores a consent choice unless the stored choice for the same
+    /// identifier and channel was made at the same time or later; true if stored.
+    async fn record_consent(&mut self, consent: &NewConsent<'_>) -> StoreResult<bool>;
+    /// Stored choices for any of the identifiers.
+    async fn consents(
+        &mut self,
+        workspace_id: &str,
+        identifiers: &[String],
+    ) -> StoreResult<Vec<ConsentRow>>;
+    async fn delete_consents(
+        &mut self,
+        workspace_id: &str,
+        identifiers: &[String],
+    ) -> StoreResult<()>;
+    async fn profile_settings(&mut self, workspace_id: &str) -> StoreResult<Option<String>>;
+    async fn save_profile_settings(
+        &mut self,
+        workspace_id: &str,
+        settings: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// The workspace's trait statistics (JSON) and when they were computed.
+    async fn trait_stats(&mut self, workspace_id: &str) -> StoreResult<Option<(String, i64)>>;
+    async fn save_trait_stats(
+        &mut self,
+        workspace_id: &str,
+        stats: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Deletes a profile (whose records are already erased) with its
+    /// aliases, the suggestions about it, and the views the change feed
+    /// carried of it.
+    async fn erase_profile(&mut self, workspace_id: &str, profile_id: &str) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

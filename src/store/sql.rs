@@ -967,6 +967,16 @@ impl Store for SqlStore {
             .fetch_one(&self.read)
             .await?)
     }
+
+
+    // profile: settings, and the workspaces the periodic trait refresh visits.
+    async fn profile_settings(&self, workspace_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT settings FROM workspace_settings WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
 }
 
 const STREAM_COLUMNS: &str = "SELECT connection_id, stream, cursor, since, watermark, caught_up, records, pages, \
@@ -2029,6 +2039,125 @@ impl WriteTx for SqlWriteTx {
             query = query.bind(day);
         }
         Ok(query.fetch_all(&mut *self.tx).await?)
+    }
+
+    // profile: consent, settings, trait statistics and erasure.
+    async fn record_consent(&mut self, c: &NewConsent<'_>) -> StoreResult<bool> {
+        let stored = sqlx::query(
+            "INSERT INTO consents (workspace_id, identifier, channel, granted, source, chosen_at, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (workspace_id, identifier, channel) DO UPDATE SET \
+               granted = excluded.granted, source = excluded.source, \
+               chosen_at = excluded.chosen_at, recorded_at = excluded.recorded_at \
+             WHERE consents.chosen_at < excluded.chosen_at",
+        )
+        .bind(c.workspace_id)
+        .bind(c.identifier)
+        .bind(c.channel)
+        .bind(i64::from(c.granted))
+        .bind(c.source)
+        .bind(c.chosen_at)
+        .bind(c.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(stored.rows_affected() > 0)
+    }
+
+    async fn consents(&mut self, workspace_id: &str, identifiers: &[String]) -> StoreResult<Vec<ConsentRow>> {
+        if identifiers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT identifier, channel, granted, source, chosen_at FROM consents \
+             WHERE workspace_id = $1 AND identifier IN ({}) ORDER BY identifier, channel",
+            numbered(2, identifiers.len())
+        );
+        let mut query = sqlx::query_as(&sql).bind(workspace_id);
+        for identifier in identifiers {
+            query = query.bind(identifier);
+        }
+        Ok(query.fetch_all(&mut *self.tx).await?)
+    }
+
+    async fn delete_consents(&mut self, workspace_id: &str, identifiers: &[String]) -> StoreResult<()> {
+        if identifiers.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM consents WHERE workspace_id = $1 AND identifier IN ({})",
+            numbered(2, identifiers.len())
+        );
+        let mut query = sqlx::query(&sql).bind(workspace_id);
+        for identifier in identifiers {
+            query = query.bind(identifier);
+        }
+        query.execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn profile_settings(&mut self, workspace_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT settings FROM workspace_settings WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn save_profile_settings(&mut self, workspace_id: &str, settings: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO workspace_settings (workspace_id, settings, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (workspace_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
+        )
+        .bind(workspace_id)
+        .bind(settings)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn trait_stats(&mut self, workspace_id: &str) -> StoreResult<Option<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT stats, computed_at FROM trait_stats WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn save_trait_stats(&mut self, workspace_id: &str, stats: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO trait_stats (workspace_id, stats, computed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (workspace_id) DO UPDATE SET stats = excluded.stats, computed_at = excluded.computed_at",
+        )
+        .bind(workspace_id)
+        .bind(stats)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+
+    async fn erase_profile(&mut self, workspace_id: &str, profile_id: &str) -> StoreResult<()> {
+        const IDS: &str = "SELECT id FROM profiles WHERE workspace_id = $1 AND (id = $2 OR merged_into = $2)";
+        for sql in [
+            format!("DELETE FROM suggestions WHERE workspace_id = $1 AND (profile_a IN ({IDS}) OR profile_b IN ({IDS}))"),
+            format!(
+                "DELETE FROM changes WHERE workspace_id = $1 \
+                 AND kind IN ('profile.created', 'profile.updated') AND profile_id IN ({IDS})"
+            ),
+            // Tags, dates (birthdays) and care triggers are personal too.
+            format!("DELETE FROM profile_tags WHERE profile_id IN ({IDS})"),
+            format!("DELETE FROM profile_timezones WHERE profile_id IN ({IDS})"),
+            format!("DELETE FROM profile_dates WHERE profile_id IN ({IDS})"),
+            format!("DELETE FROM care_triggers WHERE workspace_id = $1 AND profile_id IN ({IDS})"),
+            "DELETE FROM profiles WHERE workspace_id = $1 AND (id = $2 OR merged_into = $2)".to_string(),
+        ] {
+            sqlx::query(&sql)
+                .bind(workspace_id)
+                .bind(profile_id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

@@ -618,3 +618,27 @@ pub struct DestinationProgress {
     pub redead: Vec<(i64, String)>,
     pub now: i64,
 }
+
+
+// profile: consent choices.
+pub struct NewConsent<'a> {
+    pub workspace_id: &'a str,
+    /// `email:<normalised>` or `phone:<E.164>`.
+    pub identifier: &'a str,
+    pub channel: &'a str,
+    pub granted: bool,
+    pub source: &'a str,
+    /// When the person made the choice.
+    pub chosen_at: i64,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentRow {
+    pub identifier: String,
+    pub channel: String,
+    /// 1 granted, 0 withdrawn (an integer on both backends).
+    pub granted: i64,
+    pub source: String,
+    pub chosen_at: i64,
+}

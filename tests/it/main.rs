@@ -19,3 +19,4 @@ mod suggestions;
 mod sync;
 mod triggers;
 mod webhooks;
+mod profiles;

@@ -1,16 +1,27 @@
 //! The unified profile: what a profile's source records add up to.
 //!
 //! The view is recomputed from the records whenever one of them changes and
-//! stored whole, so reading a profile is one indexed row.
+//! stored whole, so reading a profile is one indexed row. Submodules: the
+//! golden record (`golden`), traits (`traits`, scored against workspace
+//! `stats`), `consent`, per-workspace `settings`, and `erase`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use shophub_connectors::model::{KeyKind, OrderStatus, RecordBody, SourceRecord};
+use shophub_connectors::model::{KeyKind, SourceRecord};
 
 use crate::store::StoredRecord;
+
+pub mod consent;
+pub mod erase;
+pub mod golden;
+pub mod settings;
+pub mod stats;
+pub mod traits;
+
+/// A stored record with its decoded body.
+pub type Decoded<'a> = (&'a StoredRecord, SourceRecord);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileView {
@@ -23,6 +34,12 @@ pub struct ProfileView {
     pub tags: Vec<String>,
     #[serde(default)]
     pub segments: Vec<String>,
+    /// Per field, the most trusted source's value and where it came from.
+    #[serde(default)]
+    pub golden: golden::Golden,
+    /// Consent of the profile's emails and phones, per channel.
+    #[serde(default)]
+    pub consent: Vec<consent::Consent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +69,32 @@ pub struct Traits {
     pub first_order_at: Option<String>,
     pub last_order_at: Option<String>,
     pub complaints: ComplaintCounts,
+    /// Per currency, over the orders that count as spent, rounded to cents.
+    #[serde(default)]
+    pub average_order_value: BTreeMap<String, String>,
+    #[serde(default)]
+    pub days_since_last_order: Option<i64>,
+    /// Quintile scores within the workspace; null without orders.
+    #[serde(default)]
+    pub rfm: Option<traits::Rfm>,
+    #[serde(default)]
+    pub clv: Option<traits::Clv>,
+    /// prospect, new, active, at_risk or churned.
+    #[serde(default)]
+    pub lifecycle_stage: String,
+    #[serde(default)]
+    pub value_tier: Option<String>,
+    #[serde(default)]
+    pub review_count: i64,
+    /// Mean review score on a 5-point scale, two decimals.
+    #[serde(default)]
+    pub review_average: Option<f64>,
+    /// Platforms and message channels the person appears on.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// The latest message, either direction.
+    #[serde(default)]
+    pub last_contact_at: Option<String>,
 }
 
 /// Open complaints, in all and by severity.
@@ -77,11 +120,21 @@ pub fn decode_record(stored: &StoredRecord) -> Result<SourceRecord, serde_json::
     serde_json::from_str(&stored.data)
 }
 
-pub fn compute(records: &[StoredRecord]) -> Result<ProfileView, serde_json::Error> {
+/// What the view is computed with besides the records.
+pub struct Context {
+    pub settings: settings::ProfileSettings,
+    pub stats: stats::TraitStats,
+    pub now: i64,
+}
+
+pub fn compute(
+    records: &[StoredRecord],
+    context: &Context,
+) -> Result<ProfileView, serde_json::Error> {
     let decoded = records
         .iter()
         .map(|stored| Ok((stored, decode_record(stored)?)))
-        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        .collect::<Result<Vec<Decoded>, serde_json::Error>>()?;
 
     let mut identities: BTreeMap<(KeyKind, String, Option<String>), BTreeSet<Source>> =
         BTreeMap::new();
@@ -109,12 +162,18 @@ pub fn compute(records: &[StoredRecord]) -> Result<ProfileView, serde_json::Erro
             .map(|(_, v, _)| v.clone())
             .collect()
     };
+    let golden = golden::compute(&decoded, &context.settings);
 
     Ok(ProfileView {
-        name: best_name(&decoded),
+        name: golden.name.as_ref().map(|f| f.value.clone()),
         emails: values_of(KeyKind::Email),
         phones: values_of(KeyKind::Phone),
-        traits: order_traits(decoded.iter().map(|(_, r)| r)),
+        traits: traits::compute(
+            &decoded,
+            &context.settings.traits,
+            &context.stats,
+            context.now,
+        ),
         identities: identities
             .iter()
             .map(|((kind, value, platform), sources)| Identity {
@@ -126,64 +185,9 @@ pub fn compute(records: &[StoredRecord]) -> Result<ProfileView, serde_json::Erro
             .collect(),
         tags: Vec::new(),
         segments: Vec::new(),
+        golden,
+        consent: Vec::new(),
     })
-}
-
-/// The newest name from the most authoritative kind of record wins: a
-/// customer record, then an order's buyer, then a reviewer or chat sender.
-fn best_name(records: &[(&StoredRecord, SourceRecord)]) -> Option<String> {
-    let mut named: Vec<(u8, DateTime<Utc>, String)> = records
-        .iter()
-        .filter_map(|(_, r)| {
-            let (rank, parts) = match &r.body {
-                RecordBody::Customer(c) => (3, [c.first_name.as_deref(), c.last_name.as_deref()]),
-                RecordBody::Order(o) => (
-                    2,
-                    [o.buyer_first_name.as_deref(), o.buyer_last_name.as_deref()],
-                ),
-                RecordBody::Review(v) => (1, [v.reviewer_name.as_deref(), None]),
-                RecordBody::Message(m) => (0, [m.sender_name.as_deref(), None]),
-            };
-            let name = parts
-                .into_iter()
-                .flatten()
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            (!name.is_empty()).then_some((rank, r.version, name))
-        })
-        .collect();
-    named.sort();
-    named.pop().map(|(_, _, name)| name)
-}
-
-fn order_traits<'a>(records: impl Iterator<Item = &'a SourceRecord>) -> Traits {
-    let mut traits = Traits::default();
-    let mut spent: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut first: Option<DateTime<Utc>> = None;
-    let mut last: Option<DateTime<Utc>> = None;
-    for record in records {
-        let RecordBody::Order(order) = &record.body else {
-            continue;
-        };
-        if order.status == OrderStatus::Cancelled {
-            continue;
-        }
-        traits.order_count += 1;
-        if order.status.counts_as_spent() {
-            *spent.entry(order.currency.clone()).or_default() += order.total;
-        }
-        first = Some(first.map_or(record.occurred_at, |t| t.min(record.occurred_at)));
-        last = Some(last.map_or(record.occurred_at, |t| t.max(record.occurred_at)));
-    }
-    traits.total_spent = spent
-        .into_iter()
-        .map(|(currency, sum)| (currency, sum.to_string()))
-        .collect();
-    traits.first_order_at = first.map(rfc3339);
-    traits.last_order_at = last.map(rfc3339);
-    traits
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
