@@ -110,6 +110,11 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Profile search index
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,5 +151,15 @@ pub enum ExportCommand {
         /// File to write [default: standard output]
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Index every profile of the workspace again (data from before the index)
+    Reindex {
+        /// The workspace id
+        #[arg(long)]
+        workspace: String,
     },
 }

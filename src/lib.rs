@@ -34,6 +34,7 @@ pub mod intake;
 pub mod mentions;
 pub mod profile;
 pub mod resolve;
+pub mod search;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 use clap::Parser;
 use shophub::app::Hub;
-use shophub::cli::{Cli, Command, ExportCommand, ResolveCommand, WorkspaceCommand};
+use shophub::cli::{Cli, Command, ExportCommand, ResolveCommand, SearchCommand, WorkspaceCommand};
 use shophub::clock::now_ms;
 use shophub::config::Config;
 use shophub::{backfill, demo, import, telemetry, workspaces};
@@ -100,6 +100,12 @@ async fn main() -> anyhow::Result<()> {
                     created.id, created.api_key
                 );
             }
+        }
+        Command::Search {
+            command: SearchCommand::Reindex { workspace },
+        } => {
+            let profiles = shophub::search::reindex(hub.store.as_ref(), &workspace).await?;
+            println!("{profiles} profiles indexed");
         }
         Command::Serve { demo: seed_demo } => {
             let listener = tokio::net::TcpListener::bind(&hub.config.listen).await?;

@@ -6,6 +6,7 @@ mod api_feed;
 mod api_identity;
 mod api_inbox;
 mod api_profiles;
+mod api_search;
 mod api_suggestions;
 mod auth;
 pub mod error;
@@ -63,6 +64,7 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         )
         .route("/connections/{id}/install", post(oauth::start))
         .route("/profiles", get(api_profiles::find))
+        .route("/profiles/search", get(api_search::search))
         .route("/profiles/{id}", get(api_profiles::show))
         .route("/profiles/{id}/timeline", get(api_profiles::timeline))
         .route(

@@ -220,6 +220,15 @@ pub trait Store: Send + Sync {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<ChangeRow>>;
+    // search:
+    /// Profiles holding each looked-up term (most recent first for exact
+    /// terms, term order for ranges), at most `per_lookup` per lookup.
+    async fn search_terms(
+        &self,
+        workspace_id: &str,
+        lookups: &[TermLookup],
+        per_lookup: i64,
+    ) -> StoreResult<Vec<TermHit>>;
 }
 
 /// The write side of identity resolution, inside one transaction.
@@ -402,4 +411,27 @@ pub trait WriteTx: Send {
     ) -> StoreResult<Option<String>>;
     async fn move_record(&mut self, record: RecordRef<'_>, profile_id: &str) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+    // search:
+    /// The profile's indexed terms, if it is indexed.
+    async fn search_doc(&mut self, profile_id: &str) -> StoreResult<Option<SearchDoc>>;
+    async fn insert_search_terms(
+        &mut self,
+        workspace_id: &str,
+        profile_id: &str,
+        recency: i64,
+        terms: &[&str],
+    ) -> StoreResult<()>;
+    async fn delete_search_terms(
+        &mut self,
+        workspace_id: &str,
+        profile_id: &str,
+        recency: i64,
+        terms: &[&str],
+    ) -> StoreResult<()>;
+    /// Records what is indexed for the profile; `None` drops the record.
+    async fn save_search_doc(
+        &mut self,
+        profile_id: &str,
+        doc: Option<&SearchDoc>,
+    ) -> StoreResult<()>;
 }

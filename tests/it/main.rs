@@ -13,6 +13,7 @@ mod durability;
 mod identity;
 mod pipeline;
 mod platforms;
+mod search;
 mod suggestions;
 mod sync;
 mod webhooks;
