@@ -344,8 +344,8 @@ async fn main() {
         }),
     ];
     println!(
-        "{:<26} {:>7} {:>9} {:>9} {:>9}  {}",
-        "query", "n", "p50 ms", "p99 ms", "max ms", "searched-for profile in top 20"
+        "{:<26} {:>7} {:>9} {:>9} {:>9}  searched-for profile in top 20",
+        "query", "n", "p50 ms", "p99 ms", "max ms"
     );
     for (kind, make) in kinds {
         let mut times = Vec::new();

@@ -10,6 +10,10 @@ use crate::store::{Store, StoreResult};
 /// most recently active holders, which is what ties are broken by anyway.
 const PER_LOOKUP: i64 = 200;
 
+/// What one profile matched: per part of the query, the best (weight,
+/// field); and the profile's recency.
+type Matches = (BTreeMap<usize, (u32, Field)>, i64);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub profile_id: String,
@@ -35,8 +39,7 @@ pub async fn search(
     let hits = store
         .search_terms(workspace_id, &plan.lookups(), PER_LOOKUP)
         .await?;
-    // profile -> part -> (weight, field); and the profile's recency.
-    let mut best: BTreeMap<String, (BTreeMap<usize, (u32, Field)>, i64)> = BTreeMap::new();
+    let mut best: BTreeMap<String, Matches> = BTreeMap::new();
     for hit in hits {
         let Some(probe) = usize::try_from(hit.lookup)
             .ok()
