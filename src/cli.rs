@@ -115,6 +115,11 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Profile search index
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +164,17 @@ pub enum ProfilesCommand {
     /// Recompute the workspace's trait statistics and every profile (time-dependent
     /// traits, changed settings); prints how many profiles changed
     Refresh {
+        /// The workspace id
+        #[arg(long)]
+        workspace: String,
+    },
+}
+
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Index every profile of the workspace again (data from before the index)
+    Reindex {
         /// The workspace id
         #[arg(long)]
         workspace: String,

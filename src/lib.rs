@@ -36,6 +36,7 @@ pub mod mentions;
 pub mod profile;
 pub mod resolve;
 pub mod segments;
+pub mod search;
 pub mod store;
 pub mod sync;
 pub mod tags;

@@ -1,7 +1,7 @@
 use clap::Parser;
 use shophub::app::Hub;
 use shophub::cli::{
-    Cli, Command, ExportCommand, ProfilesCommand, ResolveCommand, WorkspaceCommand,
+    Cli, Command, ExportCommand, ProfilesCommand, ResolveCommand, SearchCommand, WorkspaceCommand,
 };
 use shophub::clock::now_ms;
 use shophub::config::Config;
@@ -110,6 +110,12 @@ async fn main() -> anyhow::Result<()> {
                     created.id, created.api_key
                 );
             }
+        }
+        Command::Search {
+            command: SearchCommand::Reindex { workspace },
+        } => {
+            let profiles = shophub::search::reindex(hub.store.as_ref(), &workspace).await?;
+            println!("{profiles} profiles indexed");
         }
         Command::Serve { demo: seed_demo } => {
             let listener = tokio::net::TcpListener::bind(&hub.config.listen).await?;

@@ -9,6 +9,7 @@ mod api_inbox;
 mod api_profiles;
 mod api_segments;
 mod api_settings;
+mod api_search;
 mod api_suggestions;
 mod api_tags;
 mod auth;
@@ -67,6 +68,7 @@ pub fn router(state: AppState, webhook_body_limit: usize) -> Router {
         )
         .route("/connections/{id}/install", post(oauth::start))
         .route("/profiles", get(api_profiles::find))
+        .route("/profiles/search", get(api_search::search))
         .route("/profiles/{id}", get(api_profiles::show))
         .route("/profiles/{id}/timeline", get(api_profiles::timeline))
         .route("/profiles/{id}/consent", post(api_profiles::set_consent))

@@ -44,6 +44,7 @@ pub async fn erase(
     }
     tx.delete_consents(workspace_id, &unheld).await?;
     crate::segments::forget(tx, profile_id, now).await?;
+    crate::search::forget(tx, profile_id).await?;
     tx.erase_profile(workspace_id, profile_id).await?;
     let data = json!({ "profile_id": profile_id }).to_string();
     tx.append_change(&NewChange {

@@ -565,6 +565,7 @@ pub async fn refresh_profile(
         return Ok(false);
     }
     tx.save_profile_view(id, &view_json, now).await?;
+    crate::search::index(tx, workspace_id, id, &records, &view).await?;
     let kind = if is_new {
         "profile.created"
     } else {
@@ -599,6 +600,7 @@ async fn merge(
     for gone in absorbed {
         tx.absorb_profile(&survivor.id, &gone.id, now).await?;
         crate::segments::absorbed(tx, &survivor.id, &gone.id, now).await?;
+        crate::search::forget(tx, &gone.id).await?;
         touched.remove(&gone.id);
         // A profile created and absorbed in the same delivery was never
         // announced; the survivor's change covers it.

@@ -214,6 +214,7 @@ pub async fn rebuild(
                     target[*sets.iter().next().expect("a record went somewhere")].clone();
                 tx.absorb_profile(&survivor, old, now).await?;
                 crate::segments::absorbed(tx.as_mut(), &survivor, old, now).await?;
+                crate::search::forget(tx.as_mut(), old).await?;
                 touched.remove(*old);
                 let data = json!({ "survivor": survivor, "absorbed": [old] }).to_string();
                 tx.append_change(&NewChange {

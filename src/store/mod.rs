@@ -298,6 +298,15 @@ pub trait Store: Send + Sync {
     // profile: settings, and the workspaces the periodic trait refresh visits.
     /// The workspace's profile settings (JSON), if any were saved.
     async fn profile_settings(&self, workspace_id: &str) -> StoreResult<Option<String>>;
+    // search:
+    /// Profiles holding each looked-up term (most recent first for exact
+    /// terms, term order for ranges), at most `per_lookup` per lookup.
+    async fn search_terms(
+        &self,
+        workspace_id: &str,
+        lookups: &[TermLookup],
+        per_lookup: i64,
+    ) -> StoreResult<Vec<TermHit>>;
 }
 
 /// The write side of identity resolution, inside one transaction.
@@ -601,4 +610,27 @@ pub trait WriteTx: Send {
     /// carried of it.
     async fn erase_profile(&mut self, workspace_id: &str, profile_id: &str) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+    // search:
+    /// The profile's indexed terms, if it is indexed.
+    async fn search_doc(&mut self, profile_id: &str) -> StoreResult<Option<SearchDoc>>;
+    async fn insert_search_terms(
+        &mut self,
+        workspace_id: &str,
+        profile_id: &str,
+        recency: i64,
+        terms: &[&str],
+    ) -> StoreResult<()>;
+    async fn delete_search_terms(
+        &mut self,
+        workspace_id: &str,
+        profile_id: &str,
+        recency: i64,
+        terms: &[&str],
+    ) -> StoreResult<()>;
+    /// Records what is indexed for the profile; `None` drops the record.
+    async fn save_search_doc(
+        &mut self,
+        profile_id: &str,
+        doc: Option<&SearchDoc>,
+    ) -> StoreResult<()>;
 }

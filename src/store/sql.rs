@@ -977,6 +977,36 @@ impl Store for SqlStore {
             .await?)
     }
 
+
+    // search:
+    async fn search_terms(&self, workspace_id: &str, lookups: &[TermLookup], per_lookup: i64) -> StoreResult<Vec<TermHit>> {
+        if lookups.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement, one bounded primary-key range per lookup.
+        let mut parts = Vec::with_capacity(lookups.len());
+        let mut next = 3;
+        for (i, lookup) in lookups.iter().enumerate() {
+            let (filter, order) = match lookup {
+                TermLookup::Exact(_) => (format!("term = ${next}"), "recency DESC"),
+                TermLookup::Range { .. } => (format!("term >= ${next} AND term < ${}", next + 1), "term"),
+            };
+            next += if matches!(lookup, TermLookup::Exact(_)) { 1 } else { 2 };
+            parts.push(format!(
+                "SELECT * FROM (SELECT CAST({i} AS BIGINT) AS lookup, profile_id, recency FROM search_terms \
+                 WHERE workspace_id = $1 AND {filter} ORDER BY {order} LIMIT $2) AS l{i}"
+            ));
+        }
+        let sql = parts.join(" UNION ALL ");
+        let mut query = sqlx::query_as(&sql).bind(workspace_id).bind(per_lookup);
+        for lookup in lookups {
+            query = match lookup {
+                TermLookup::Exact(term) => query.bind(term),
+                TermLookup::Range { from, to } => query.bind(from).bind(to),
+            };
+        }
+        Ok(query.fetch_all(&self.read).await?)
+    }
 }
 
 const STREAM_COLUMNS: &str = "SELECT connection_id, stream, cursor, since, watermark, caught_up, records, pages, \
@@ -2164,9 +2194,76 @@ impl WriteTx for SqlWriteTx {
         self.tx.commit().await?;
         Ok(())
     }
+
+    // search:
+    async fn search_doc(&mut self, profile_id: &str) -> StoreResult<Option<SearchDoc>> {
+        Ok(sqlx::query_as("SELECT workspace_id, recency, terms FROM search_docs WHERE profile_id = $1")
+            .bind(profile_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn insert_search_terms(&mut self, workspace_id: &str, profile_id: &str, recency: i64, terms: &[&str]) -> StoreResult<()> {
+        for chunk in terms.chunks(SEARCH_TERMS_PER_STATEMENT) {
+            let rows = (0..chunk.len()).map(|i| format!("($1, ${}, $2, $3)", 4 + i)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "INSERT INTO search_terms (workspace_id, term, recency, profile_id) VALUES {rows} ON CONFLICT DO NOTHING"
+            );
+            let mut query = sqlx::query(&sql).bind(workspace_id).bind(recency).bind(profile_id);
+            for term in chunk {
+                query = query.bind(*term);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_search_terms(&mut self, workspace_id: &str, profile_id: &str, recency: i64, terms: &[&str]) -> StoreResult<()> {
+        for chunk in terms.chunks(SEARCH_TERMS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM search_terms WHERE workspace_id = $1 AND recency = $2 AND profile_id = $3 AND term IN ({})",
+                numbered(4, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(workspace_id).bind(recency).bind(profile_id);
+            for term in chunk {
+                query = query.bind(*term);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn save_search_doc(&mut self, profile_id: &str, doc: Option<&SearchDoc>) -> StoreResult<()> {
+        match doc {
+            Some(doc) => {
+                sqlx::query(
+                    "INSERT INTO search_docs (profile_id, workspace_id, recency, terms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (profile_id) DO UPDATE SET workspace_id = excluded.workspace_id, \
+                       recency = excluded.recency, terms = excluded.terms",
+                )
+                .bind(profile_id)
+                .bind(&doc.workspace_id)
+                .bind(doc.recency)
+                .bind(&doc.terms)
+                .execute(&mut *self.tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM search_docs WHERE profile_id = $1")
+                    .bind(profile_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 // destinations:
 const DESTINATION_COLUMNS: &str = "SELECT id, workspace_id, kind, name, settings, segment_id, mapping, status, cursor, \
     next_run_at, attempts, consecutive_failures, breaker_open_until, last_success_at, last_error, last_error_at, \
     created_at FROM destinations";
+
+// search:
+/// Terms written per statement: well under both backends' bound-parameter limits.
+const SEARCH_TERMS_PER_STATEMENT: usize = 500;

@@ -642,3 +642,29 @@ pub struct ConsentRow {
     pub source: String,
     pub chosen_at: i64,
 }
+
+
+// search:
+/// What the search index holds for one profile.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SearchDoc {
+    pub workspace_id: String,
+    pub recency: i64,
+    /// The indexed terms, joined by newlines.
+    pub terms: String,
+}
+
+/// One index lookup: an exact term, or every term in `[from, to)` (a prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TermLookup {
+    Exact(String),
+    Range { from: String, to: String },
+}
+
+/// A profile a lookup found (`lookup` is its position in the request).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TermHit {
+    pub lookup: i64,
+    pub profile_id: String,
+    pub recency: i64,
+}

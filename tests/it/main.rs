@@ -15,6 +15,7 @@ mod identity;
 mod pipeline;
 mod segments;
 mod platforms;
+mod search;
 mod suggestions;
 mod sync;
 mod triggers;
