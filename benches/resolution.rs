@@ -40,9 +40,10 @@ fn main() {
     let (subjects, entities) = read_records(records_path, &truth);
     drop(truth);
     println!(
-        "records: {} (read and normalised in {:.2} s)",
+        "records: {} (read and normalised in {:.2} s, {} MiB resident)",
         subjects.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        memory_kib("VmRSS:") / 1024
     );
 
     let settings = Settings {
@@ -66,6 +67,12 @@ fn main() {
     report_links(&resolution);
     report_wrong_links(&resolution, &entities);
     report_quality(&resolution.component, &entities);
+    if let Some(n) = std::env::var("SHOPHUB_BENCH_MISSED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        report_missed(&subjects, &resolution, &entities, &params, n);
+    }
 
     let limit = std::env::var("SHOPHUB_BENCH_INCREMENTAL")
         .ok()
@@ -81,7 +88,7 @@ fn main() {
             limit as f64 / secs
         );
     }
-    println!("peak memory: {} MiB", peak_memory_kib() / 1024);
+    println!("peak memory: {} MiB", memory_kib("VmHWM:") / 1024);
 }
 
 /// The truth file as entity numbers keyed by a hash of
@@ -179,6 +186,44 @@ fn report_wrong_links(r: &Resolution, truth: &[u32]) {
     println!("links between different true entities: {wrong:?}");
 }
 
+/// Up to `limit` true pairs left in different profiles, with how the model
+/// saw them and whether blocking brought them together at all.
+fn report_missed(
+    subjects: &[Subject],
+    r: &Resolution,
+    truth: &[u32],
+    params: &Params,
+    limit: usize,
+) {
+    let mut by_entity: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, t) in truth.iter().enumerate() {
+        by_entity.entry(*t).or_default().push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = by_entity.into_values().filter(|g| g.len() > 1).collect();
+    groups.sort();
+    let mut shown = 0;
+    for g in groups {
+        for (x, &a) in g.iter().enumerate() {
+            for &b in &g[x + 1..] {
+                if r.component[a] == r.component[b] || shown >= limit {
+                    continue;
+                }
+                shown += 1;
+                let (ka, kb) = (blocking_keys(&subjects[a]), blocking_keys(&subjects[b]));
+                let blocked = ka.iter().any(|k| kb.contains(k));
+                let (p, compared) = score_pair(&subjects[a], &subjects[b], params);
+                println!("missed {a}-{b}: p {p:.4}, shares a blocking key: {blocked}");
+                for c in compared {
+                    println!(
+                        "  {:<12} {:<9} {:>7.2}  {:?} | {:?}",
+                        c.field, c.level, c.weight, c.a, c.b
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn pairs(n: u64) -> u64 {
     n * n.saturating_sub(1) / 2
 }
@@ -224,9 +269,7 @@ fn incremental(subjects: &[Subject], params: &Params, settings: &Settings) {
         let i = i as u32;
         parent.push(i);
         for k in &s.keys {
-            let first = *keys
-                .entry((k.kind.as_str(), k.scope.as_str(), k.value.as_str()))
-                .or_insert(i);
+            let first = *keys.entry((k.kind, k.scope, &*k.value)).or_insert(i);
             let (a, b) = (find(&mut parent, first), find(&mut parent, i));
             parent[a as usize] = b;
         }
@@ -249,13 +292,13 @@ fn incremental(subjects: &[Subject], params: &Params, settings: &Settings) {
     }
 }
 
-/// Peak resident memory of this process (VmHWM), in KiB.
-fn peak_memory_kib() -> u64 {
+/// Resident memory of this process in KiB: `VmRSS:` now, `VmHWM:` peak.
+fn memory_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)

@@ -31,6 +31,10 @@ pub fn blocking_keys(s: &Subject) -> Vec<String> {
     }
     if let Some(birth) = e.birth {
         keys.push(format!("bi:{birth}:{initials}"));
+        // Catches a changed name and postcode (a marriage, a move in town).
+        if let Some(city) = &e.city {
+            keys.push(format!("bc:{birth}:{city}"));
+        }
         if let Some(postcode) = &e.postcode {
             keys.push(format!("bp:{birth}:{postcode}"));
         }
@@ -149,10 +153,21 @@ pub fn map_candidate_pairs<T: Send>(
     subjects: &[Subject],
     keep: impl Fn(u32, u32) -> Option<T> + Sync,
 ) -> Vec<T> {
+    map_candidate_pairs_from(subjects, |_| true, keep)
+}
+
+/// As [`map_candidate_pairs`], over the pairs whose first record `a` is
+/// `chosen`: an even sample of pairs that costs only what it samples.
+pub fn map_candidate_pairs_from<T: Send>(
+    subjects: &[Subject],
+    chosen: impl Fn(u32) -> bool + Sync,
+    keep: impl Fn(u32, u32) -> Option<T> + Sync,
+) -> Vec<T> {
     let blocks = Blocks::new(subjects);
-    let (blocks, keep) = (&blocks, &keep);
+    let (blocks, keep, chosen) = (&blocks, &keep, &chosen);
     (0..subjects.len() as u32)
         .into_par_iter()
+        .filter(|a| chosen(*a))
         .flat_map_iter(|a| {
             blocks
                 .neighbours_after(a)
@@ -160,9 +175,4 @@ pub fn map_candidate_pairs<T: Send>(
                 .filter_map(move |b| keep(a, b))
         })
         .collect()
-}
-
-/// All candidate pairs `(a, b)` with `a < b`, sorted and distinct.
-pub fn candidate_pairs(subjects: &[Subject]) -> Vec<(u32, u32)> {
-    map_candidate_pairs(subjects, |a, b| Some((a, b)))
 }

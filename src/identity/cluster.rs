@@ -39,7 +39,7 @@ impl Clusters {
                 let mut v: Vec<(u8, u64)> = s
                     .keys
                     .iter()
-                    .filter(|k| !super::is_blocked(&k.kind, &k.value, settings))
+                    .filter(|k| !super::is_blocked(k.kind, &k.value, settings))
                     .filter_map(|k| {
                         let kind = limits.iter().position(|(name, _)| *name == k.kind)?;
                         Some((kind as u8, super::hash_of(&(&k.scope, &k.value))))

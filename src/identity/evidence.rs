@@ -122,6 +122,14 @@ impl Evidence {
         e
     }
 
+    /// Drops spare vector capacity: a million subjects are held at once.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.emails.shrink_to_fit();
+        self.email_canonical.shrink_to_fit();
+        self.phones.shrink_to_fit();
+        self.masked_phones.shrink_to_fit();
+    }
+
     /// The name's tokens.
     pub fn name_tokens(&self) -> impl Iterator<Item = &str> {
         self.name

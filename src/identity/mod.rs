@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use shophub_connectors::model::SourceRecord;
 
 pub use blocking::blocking_keys;
@@ -49,12 +49,14 @@ pub struct Subject {
 }
 
 /// A key value: `scope` is `""` for global keys, a platform name for
-/// platform-wide ones (`wechat`), else the connection id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// platform-wide ones (`wechat`), else the connection id. Kind and scope
+/// are interned (a million records hold a handful of distinct ones), so a
+/// key costs one allocation, its value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Key {
-    pub kind: String,
-    pub scope: String,
-    pub value: String,
+    pub kind: &'static str,
+    pub scope: &'static str,
+    pub value: Box<str>,
 }
 
 /// The subject of one record found in `connection_id`.
@@ -63,16 +65,17 @@ pub fn subject_of(record: &SourceRecord, connection_id: &str) -> Subject {
         .keys
         .iter()
         .filter_map(|k| {
-            let kind = k.kind.as_str();
+            let (kind, scope) = registry::interned_kind_scope(k.kind.as_str(), connection_id)?;
             Some(Key {
-                kind: kind.to_owned(),
-                scope: registry::scope_of(kind, connection_id)?,
-                value: k.value.clone(),
+                kind,
+                scope,
+                value: k.value.as_str().into(),
             })
         })
         .collect();
     keys.sort_unstable();
     keys.dedup();
+    keys.shrink_to_fit();
     let mut evidence = Evidence::of(record);
     // Placeholders are kept as keys (so resolution reports them) but must
     // not count as evidence when a pair is scored.
@@ -80,13 +83,14 @@ pub fn subject_of(record: &SourceRecord, connection_id: &str) -> Subject {
     let placeholder = |kind: &str| -> Vec<&str> {
         keys.iter()
             .filter(|k| k.kind == kind && is_blocked(kind, &k.value, default))
-            .map(|k| k.value.as_str())
+            .map(|k| &*k.value)
             .collect()
     };
     let (emails, phones) = (placeholder("email"), placeholder("phone"));
     if !emails.is_empty() || !phones.is_empty() {
         evidence = evidence.without(&emails, &phones);
     }
+    evidence.shrink_to_fit();
     Subject { keys, evidence }
 }
 

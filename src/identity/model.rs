@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::blocking::candidate_pairs;
+use super::blocking::map_candidate_pairs_from;
 use super::compare::{compare, Field, Level, Pattern, FIELDS, SCORED_LEVELS};
 use super::evidence::Evidence;
-use super::{Settings, Subject};
+use super::{hash_of, Settings, Subject};
 
 /// `m` and `u` of one field, indexed by level: exact, close, masked, different.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -40,6 +40,10 @@ pub struct Params {
 const NAME_FREQUENCY_ENTRIES: usize = 2000;
 /// EM runs on at most this many candidate pairs (an even sample beyond).
 const MAX_EM_PAIRS: usize = 2_000_000;
+/// EM looks at the candidate pairs of about this many records (chosen by
+/// content, so the sample does not depend on input order): enough to fit a
+/// few dozen parameters, and the pairs of the rest need not be made.
+const EM_RECORDS: usize = 250_000;
 const EM_ROUNDS: usize = 200;
 const FLOOR: f64 = 1e-6;
 /// Most log2 weight the location fields together may add (see `field_weights`).
@@ -205,8 +209,9 @@ impl<'a> Scorer<'a> {
     /// A household shares its address, often a landline or a mailbox, and
     /// sometimes a name (Jr. and Sr.). So the odds rise above `CONFLICT_CAP`
     /// only when a personal field (birth date, document id, email, phone)
-    /// agrees at least partly, and, when the names conflict, only when the
-    /// birth date or document id does.
+    /// agrees at least partly, or the full name and the exact address
+    /// agree with no birth date against, and, when the names conflict,
+    /// only when the birth date or document id does.
     pub fn weight(&self, pattern: &Pattern, a: &Evidence) -> f64 {
         let w = self.prior + self.field_weights(pattern, a).iter().sum::<f64>();
         let at = |f: Field| pattern[FIELDS.iter().position(|x| *x == f).unwrap_or(0)];
@@ -220,7 +225,15 @@ impl<'a> Scorer<'a> {
         .into_iter()
         .any(agrees);
         let born = agrees(Field::BirthDate) || agrees(Field::DocumentId);
-        if !personal || (at(Field::Name) == Level::Different && !born) {
+        // The same full name at the same street address and postcode is
+        // one person re-typing their details, unless birth dates tell a
+        // namesake parent and child apart.
+        let same_name_and_place = at(Field::Name) == Level::Exact
+            && a.name_tokens().nth(1).is_some()
+            && at(Field::Address) == Level::Exact
+            && at(Field::Postcode) == Level::Exact
+            && at(Field::BirthDate) != Level::Different;
+        if !(personal || same_name_and_place) || (at(Field::Name) == Level::Different && !born) {
             w.min(CONFLICT_CAP)
         } else {
             w
@@ -264,14 +277,24 @@ fn name_frequencies(subjects: &[Subject]) -> (BTreeMap<String, f64>, f64) {
 /// Distinct comparison patterns of the given pairs, with their counts, in a
 /// stable order.
 fn pattern_counts(subjects: &[Subject], pairs: &[(u32, u32)]) -> Vec<(Pattern, f64)> {
-    let counts = pairs
+    let patterns: Vec<Pattern> = pairs
         .par_iter()
-        .fold(HashMap::<Pattern, u64>::new, |mut acc, (a, b)| {
-            let p = compare(
+        .map(|(a, b)| {
+            compare(
                 &subjects[*a as usize].evidence,
                 &subjects[*b as usize].evidence,
-            );
-            *acc.entry(p).or_default() += 1;
+            )
+        })
+        .collect();
+    count_patterns(&patterns)
+}
+
+/// Distinct patterns with their counts, in a stable order.
+fn count_patterns(patterns: &[Pattern]) -> Vec<(Pattern, f64)> {
+    let counts = patterns
+        .par_iter()
+        .fold(HashMap::<Pattern, u64>::new, |mut acc, p| {
+            *acc.entry(*p).or_default() += 1;
             acc
         })
         .reduce(HashMap::new, |mut x, y| {
@@ -352,13 +375,20 @@ pub fn estimate(subjects: &[Subject], _settings: &Settings) -> Params {
             p.u = *u;
         }
     }
-    let mut pairs = candidate_pairs(subjects);
-    if pairs.len() > MAX_EM_PAIRS {
-        let step = pairs.len().div_ceil(MAX_EM_PAIRS);
-        pairs = pairs.into_iter().step_by(step).collect();
+    let every = subjects.len().div_ceil(EM_RECORDS) as u64;
+    let chosen = |a: u32| every <= 1 || hash_of(&subjects[a as usize].evidence) % every == 0;
+    let mut patterns = map_candidate_pairs_from(subjects, chosen, |a, b| {
+        Some(compare(
+            &subjects[a as usize].evidence,
+            &subjects[b as usize].evidence,
+        ))
+    });
+    if patterns.len() > MAX_EM_PAIRS {
+        let step = patterns.len().div_ceil(MAX_EM_PAIRS);
+        patterns = patterns.into_iter().step_by(step).collect();
     }
-    let counts = pattern_counts(subjects, &pairs);
-    drop(pairs);
+    let counts = count_patterns(&patterns);
+    drop(patterns);
     if !counts.is_empty() {
         expectation_maximisation(&mut params, &counts);
     }

@@ -5,6 +5,9 @@
 //! (or one account) are keys; everything people share or mistype (names,
 //! addresses, masked phones) only weighs in the probabilistic model.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
 /// How far one value of an identifier reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -112,6 +115,36 @@ pub fn scope_of(kind: &str, connection_id: &str) -> Option<String> {
     })
 }
 
+/// The registry's kind and the interned scope of a key of `kind` found in
+/// `connection_id`, as [`scope_of`], without allocating per record. Scopes
+/// are connection ids and platform names: few, and kept for the process.
+pub fn interned_kind_scope(
+    kind: &str,
+    connection_id: &str,
+) -> Option<(&'static str, &'static str)> {
+    let t = lookup(kind).filter(|t| t.strength == Strength::Key)?;
+    let scope = match t.scope {
+        Scope::Global => "",
+        Scope::Platform(platform) => platform,
+        Scope::Connection => intern(connection_id),
+    };
+    Some((t.kind, scope))
+}
+
+fn intern(s: &str) -> &'static str {
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = seen.get(s) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(s.into());
+    seen.insert(leaked);
+    leaked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +158,11 @@ mod tests {
         assert_eq!(scope_of("customer_id", "c1").as_deref(), Some("c1"));
         assert_eq!(scope_of("wechat_unionid", "c1").as_deref(), Some("wechat"));
         assert_eq!(scope_of("name", "c1"), None);
+        assert_eq!(
+            interned_kind_scope("customer_id", "c1"),
+            Some(("customer_id", "c1"))
+        );
+        assert_eq!(interned_kind_scope("email", "c1"), Some(("email", "")));
+        assert_eq!(interned_kind_scope("oaid", "c1"), None);
     }
 }

@@ -93,18 +93,11 @@ impl Run<'_> {
             .flat_map(|(i, s)| {
                 s.keys
                     .iter()
-                    .filter(|k| registry::is_key(&k.kind))
-                    .map(move |k| {
-                        (
-                            k.kind.as_str(),
-                            k.scope.as_str(),
-                            k.value.as_str(),
-                            i as u32,
-                        )
-                    })
+                    .filter(|k| registry::is_key(k.kind))
+                    .map(move |k| (k.kind, k.scope, &*k.value, i as u32))
             })
             .collect();
-        entries.sort_unstable_by(|x, y| {
+        entries.par_sort_unstable_by(|x, y| {
             (x.0, x.1, x.2)
                 .cmp(&(y.0, y.1, y.2))
                 .then_with(|| self.by_content(x.3, y.3))

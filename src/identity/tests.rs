@@ -45,11 +45,7 @@ fn subject_carries_scoped_keys_and_evidence() {
         "shop-1",
         customer("42", "王伟", "Wei@Example.com", "138****5678"),
     );
-    let keys: Vec<(&str, &str)> = s
-        .keys
-        .iter()
-        .map(|k| (k.kind.as_str(), k.scope.as_str()))
-        .collect();
+    let keys: Vec<(&str, &str)> = s.keys.iter().map(|k| (k.kind, k.scope)).collect();
     assert_eq!(keys, vec![("customer_id", "shop-1"), ("email", "")]);
     assert_eq!(s.evidence.name.as_deref(), Some("wang wei"));
     assert_eq!(s.evidence.masked_phones.len(), 1);
