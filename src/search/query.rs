@@ -112,10 +112,6 @@ impl Plan {
             self.part += 1;
         }
     }
-
-    pub fn lookups(&self) -> Vec<TermLookup> {
-        self.probes.iter().map(|p| p.lookup.clone()).collect()
-    }
 }
 
 /// The smallest string greater than every string starting with `prefix`

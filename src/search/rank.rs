@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::query::{self, Field};
+use super::query::{self, Field, Probe};
 use crate::store::{Store, StoreResult};
 
 /// Profiles each lookup may return: a common name token is capped to its
@@ -36,23 +36,22 @@ pub async fn search(
     if plan.probes.is_empty() {
         return Ok(Vec::new());
     }
-    let hits = store
-        .search_terms(workspace_id, &plan.lookups(), PER_LOOKUP)
-        .await?;
+    // Exact lookups first. The one-typo variants are many lookups of common
+    // fragments, so they run only when too few profiles matched every part
+    // of the query exactly: a typo query, or a rare name.
+    let (fuzzy, exact): (Vec<&Probe>, Vec<&Probe>) = plan
+        .probes
+        .iter()
+        .partition(|probe| probe.field == Field::NameFuzzy);
     let mut best: BTreeMap<String, Matches> = BTreeMap::new();
-    for hit in hits {
-        let Some(probe) = usize::try_from(hit.lookup)
-            .ok()
-            .and_then(|i| plan.probes.get(i))
-        else {
-            continue;
-        };
-        let (parts, recency) = best.entry(hit.profile_id).or_default();
-        *recency = (*recency).max(hit.recency);
-        let slot = parts.entry(probe.part).or_insert((0, probe.field));
-        if probe.weight > slot.0 {
-            *slot = (probe.weight, probe.field);
-        }
+    collect(store, workspace_id, &exact, &mut best).await?;
+    let parts: BTreeSet<usize> = exact.iter().map(|probe| probe.part).collect();
+    let complete = best
+        .values()
+        .filter(|(matched, _)| matched.len() == parts.len())
+        .count();
+    if complete < limit {
+        collect(store, workspace_id, &fuzzy, &mut best).await?;
     }
     let mut found: Vec<Found> = best
         .into_iter()
@@ -73,4 +72,32 @@ pub async fn search(
     });
     found.truncate(limit);
     Ok(found)
+}
+
+/// Looks `probes` up and folds their hits into `best`.
+async fn collect(
+    store: &dyn Store,
+    workspace_id: &str,
+    probes: &[&Probe],
+    best: &mut BTreeMap<String, Matches>,
+) -> StoreResult<()> {
+    if probes.is_empty() {
+        return Ok(());
+    }
+    let lookups: Vec<_> = probes.iter().map(|probe| probe.lookup.clone()).collect();
+    let hits = store
+        .search_terms(workspace_id, &lookups, PER_LOOKUP)
+        .await?;
+    for hit in hits {
+        let Some(probe) = usize::try_from(hit.lookup).ok().and_then(|i| probes.get(i)) else {
+            continue;
+        };
+        let (parts, recency) = best.entry(hit.profile_id).or_default();
+        *recency = (*recency).max(hit.recency);
+        let slot = parts.entry(probe.part).or_insert((0, probe.field));
+        if probe.weight > slot.0 {
+            *slot = (probe.weight, probe.field);
+        }
+    }
+    Ok(())
 }
