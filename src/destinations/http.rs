@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use shophub_connectors::destinations::{Change, Destination, DestinationError, PushResult, Rate};
 
 use super::mapping::lookup;
-use super::{classify, target_url, transport_error, webhook};
+use super::{push_each, target_url, webhook};
 
 pub struct HttpJson {
     url: url::Url,
@@ -119,45 +119,25 @@ impl Destination for HttpJson {
     }
 
     async fn push(&self, changes: &[Change]) -> PushResult {
-        let mut results = Vec::with_capacity(changes.len());
-        for change in changes {
+        push_each(changes, |change| {
             let (id, _, mut context) = webhook::message(change);
             context["id"] = Value::String(id.clone());
             let body = match &self.template {
                 Some(template) => render(template, &context),
                 None => context,
             };
-            let mut request = self
+            let request = self
                 .http
                 .post(self.url.clone())
                 .timeout(self.timeout)
                 .header("idempotency-key", &id)
                 .json(&body);
-            if let Some((name, value)) = &self.auth {
-                request = request.header(name.clone(), value);
+            match &self.auth {
+                Some((name, value)) => request.header(name.clone(), value),
+                None => request,
             }
-            let response = request.send().await.map_err(transport_error)?;
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            match classify(response.status(), retry_after.as_deref()) {
-                Ok(()) => results.push(Ok(())),
-                Err(e @ DestinationError::Permanent(_)) => results.push(Err(e)),
-                Err(e) if results.is_empty() => return Err(e),
-                Err(e) => {
-                    results.push(Err(e));
-                    break;
-                }
-            }
-        }
-        while results.len() < changes.len() {
-            results.push(Err(DestinationError::Transient(
-                "not sent: an earlier request failed".into(),
-            )));
-        }
-        Ok(results)
+        })
+        .await
     }
 }
 

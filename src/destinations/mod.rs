@@ -17,7 +17,7 @@ pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use shophub_connectors::destinations::{Change, Destination, DestinationError, Setup};
+use shophub_connectors::destinations::{Change, Destination, DestinationError, PushResult, Setup};
 
 /// The kinds the hub serves itself; other kinds come from the connectors crate.
 pub const HUB_KINDS: &[&str] = &["webhook", "http", "file"];
@@ -162,6 +162,39 @@ pub fn classify(
             "the receiver answered {s}"
         ))),
     }
+}
+
+/// Sends each change as one request built by `request`, in order. A
+/// permanent refusal is that change's own result; any other failure stops
+/// the batch there (order is kept) and the rest is reported as not sent.
+pub async fn push_each(
+    changes: &[Change],
+    mut request: impl FnMut(&Change) -> reqwest::RequestBuilder,
+) -> PushResult {
+    let mut results = Vec::with_capacity(changes.len());
+    for change in changes {
+        let response = request(change).send().await.map_err(transport_error)?;
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match classify(response.status(), retry_after.as_deref()) {
+            Ok(()) => results.push(Ok(())),
+            Err(e @ DestinationError::Permanent(_)) => results.push(Err(e)),
+            Err(e) if results.is_empty() => return Err(e),
+            Err(e) => {
+                results.push(Err(e));
+                break;
+            }
+        }
+    }
+    while results.len() < changes.len() {
+        results.push(Err(DestinationError::Transient(
+            "not sent: an earlier request failed".into(),
+        )));
+    }
+    Ok(results)
 }
 
 /// A request that did not get an answer is worth retrying.

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use shophub_connectors::destinations::{Change, Destination, DestinationError, PushResult, Rate};
 
-use super::{classify, secrets, target_url, transport_error};
+use super::{push_each, secrets, target_url};
 
 pub struct Webhook {
     url: url::Url,
@@ -129,14 +129,13 @@ impl Destination for Webhook {
     }
 
     async fn push(&self, changes: &[Change]) -> PushResult {
-        let mut results = Vec::with_capacity(changes.len());
-        for change in changes {
+        // Nothing after a refused message is tried: order is kept.
+        push_each(changes, |change| {
             let (id, _, body) = message(change);
             let body = body.to_string();
             // Signed at send time: receivers reject stale timestamps.
             let timestamp = chrono::Utc::now().timestamp();
-            let response = self
-                .http
+            self.http
                 .post(self.url.clone())
                 .timeout(self.timeout)
                 .header("content-type", "application/json")
@@ -147,31 +146,8 @@ impl Destination for Webhook {
                     signature(&self.keys, &id, timestamp, &body),
                 )
                 .body(body)
-                .send()
-                .await
-                .map_err(transport_error)?;
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            match classify(response.status(), retry_after.as_deref()) {
-                Ok(()) => results.push(Ok(())),
-                Err(e @ DestinationError::Permanent(_)) => results.push(Err(e)),
-                // Nothing after a refused message is tried: order is kept.
-                Err(e) if results.is_empty() => return Err(e),
-                Err(e) => {
-                    results.push(Err(e));
-                    break;
-                }
-            }
-        }
-        while results.len() < changes.len() {
-            results.push(Err(DestinationError::Transient(
-                "not sent: an earlier message failed".into(),
-            )));
-        }
-        Ok(results)
+        })
+        .await
     }
 }
 
