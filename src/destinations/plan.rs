@@ -298,11 +298,14 @@ impl<'a> Planner<'a> {
         let Some(into) = self.current(survivor).await? else {
             return self.delete(absorbed, out).await;
         };
-        // When the survivor now has the absorbed contact's email, that
-        // contact is the one kept: the survivor's old one is folded in.
+        // A tool keyed by email, when the survivor now has the absorbed
+        // contact's email, keeps that contact: the survivor's old one is
+        // folded in. Event receivers are told what happened instead.
         let survivor_email = self.known(survivor).await?.and_then(|(_, email)| email);
         let absorbed_email = match (&absorbed_email, &survivor_email) {
-            (Some(gone), Some(old)) if into.email.as_ref() == Some(gone) && old != gone => {
+            (Some(gone), Some(old))
+                if !self.events && into.email.as_ref() == Some(gone) && old != gone =>
+            {
                 Some(old.clone())
             }
             _ => absorbed_email,
