@@ -44,7 +44,11 @@ impl<'a> Planner<'a> {
         let mapping = destination
             .mapping
             .as_deref()
-            .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok());
+            .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
+            // Mailchimp refuses merge fields its audience does not define, and
+            // the default trait properties are none of them: without a mapping
+            // it gets the standard FNAME, LNAME and PHONE only.
+            .or_else(|| (destination.kind == "mailchimp").then(Map::new));
         Planner {
             store,
             destination,
@@ -293,6 +297,18 @@ impl<'a> Planner<'a> {
         };
         let Some(into) = self.current(survivor).await? else {
             return self.delete(absorbed, out).await;
+        };
+        // A tool keyed by email, when the survivor now has the absorbed
+        // contact's email, keeps that contact: the survivor's old one is
+        // folded in. Event receivers are told what happened instead.
+        let survivor_email = self.known(survivor).await?.and_then(|(_, email)| email);
+        let absorbed_email = match (&absorbed_email, &survivor_email) {
+            (Some(gone), Some(old))
+                if !self.events && into.email.as_ref() == Some(gone) && old != gone =>
+            {
+                Some(old.clone())
+            }
+            _ => absorbed_email,
         };
         let hash = mapping::hash(&into);
         self.delivered.insert(absorbed.to_string(), None);

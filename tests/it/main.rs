@@ -21,3 +21,4 @@ mod sync;
 mod triggers;
 mod webhooks;
 mod profiles;
+mod tools;
