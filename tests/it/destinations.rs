@@ -13,7 +13,8 @@ use shophub::destinations::EngineSettings;
 use crate::fakes::webhook_receiver::{whsec, Mode, WebhookReceiver};
 use crate::harness::{both_backends, fresh_database, Backend, TestHub, Workspace};
 
-fn fast() -> EngineSettings {
+/// Short engine timings so retries and throttling play out in seconds.
+pub(crate) fn fast() -> EngineSettings {
     EngineSettings {
         interval_ms: 30,
         retry_min_ms: 30,
@@ -26,7 +27,7 @@ fn fast() -> EngineSettings {
     }
 }
 
-async fn hub_with(backend: Backend, destinations: EngineSettings) -> TestHub {
+pub(crate) async fn hub_with(backend: Backend, destinations: EngineSettings) -> TestHub {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let database = fresh_database(backend, dir.path()).await;
     let config = Config {
@@ -53,7 +54,7 @@ async fn hub_with(backend: Backend, destinations: EngineSettings) -> TestHub {
 }
 
 /// Polls until `check` holds; the bound is generous, nothing is timed.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -67,7 +68,7 @@ where
     panic!("timed out waiting until {what}");
 }
 
-fn customer(id: &str, name: &str, email: &str) -> Value {
+pub(crate) fn customer(id: &str, name: &str, email: &str) -> Value {
     json!({"kind": "customer", "external_id": id, "updated_at": "2026-06-01T00:00:00Z",
            "name": name, "emails": [email], "phones": []})
 }

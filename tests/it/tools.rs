@@ -2,7 +2,6 @@
 //! sync engine against the fake HubSpot, Mailchimp and Klaviyo servers,
 //! from ingestion through consent, merges, erasures and rate limits.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,78 +11,20 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{json, Value};
-use shophub::app::Hub;
-use shophub::config::Config;
-use shophub::destinations::EngineSettings;
 
+use crate::destinations::{customer, eventually, fast, hub_with};
 use crate::fakes::hubspot::FakeHubSpot;
 use crate::fakes::klaviyo::FakeKlaviyo;
 use crate::fakes::mailchimp::FakeMailchimp;
-use crate::harness::{both_backends, fresh_database, Backend, TestHub, Workspace};
+use crate::harness::{both_backends, Backend, TestHub, Workspace};
 
 const HUBSPOT_TOKEN: &str = "pat-na1-11111111-2222-3333-4444-555555555555";
 const MAILCHIMP_KEY: &str = "0123456789abcdef0123456789abcdef-us6";
 const KLAVIYO_KEY: &str = "pk_0123456789abcdef0123456789abcdef01";
 const LIST_ID: &str = "a1b2c3d4e5";
 
-/// Short engine timings so retries and throttling play out in seconds.
-fn fast() -> EngineSettings {
-    EngineSettings {
-        interval_ms: 30,
-        retry_min_ms: 30,
-        retry_max_ms: 150,
-        max_attempts: 1000,
-        breaker_failures: 1000,
-        breaker_cooldown_ms: 100,
-        lease_ms: 10_000,
-        request_timeout_ms: 5_000,
-    }
-}
-
 async fn hub(backend: Backend) -> TestHub {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let database = fresh_database(backend, dir.path()).await;
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("data"),
-        database_url: Some(database.url.clone()),
-        workers: 0,
-        sync_interval_seconds: 0,
-        destinations: fast(),
-        ..Config::default()
-    };
-    let hub = Hub::open(config).await.expect("hub opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = hub.start(listener).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    TestHub {
-        hub,
-        server: Some(server),
-        base,
-        http: reqwest::Client::new(),
-        dir,
-        database,
-    }
-}
-
-/// Polls until `check` holds; the bound is generous, nothing is timed.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..600 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
-fn customer(id: &str, name: &str, email: &str) -> Value {
-    json!({"kind": "customer", "external_id": id, "updated_at": "2026-06-01T00:00:00Z",
-           "name": name, "emails": [email], "phones": []})
+    hub_with(backend, fast()).await
 }
 
 async fn destination(hub: &TestHub, ws: &Workspace, body: Value) -> String {
