@@ -16,7 +16,9 @@ use crate::clock::{now_ms, to_rfc3339};
 use crate::profile::consent;
 use crate::profile::{decode_record, rfc3339, ProfileView};
 use crate::resolve::refresh_profile;
-use crate::store::{NewConsent, ProfileQuery, ProfileRow, StoredRecord, TimelineFilter};
+use crate::store::{
+    NewConsent, ProfileQuery, ProfileRow, ProfileStub, StoredRecord, TimelineFilter, WriteTx,
+};
 
 #[derive(Deserialize)]
 pub struct FindQuery {
@@ -272,16 +274,7 @@ pub async fn set_consent(
             .map_err(|_| ApiError::validation("at", "must be an RFC 3339 time"))?
             .timestamp_millis(),
     };
-    let row = state
-        .store
-        .get_profile(&workspace_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
-    let mut tx = state.store.begin_write(&workspace_id).await?;
-    let live = tx
-        .live_profile(&row.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let (mut tx, live) = write_on_live_profile(&state, &workspace_id, &id).await?;
     let held = tx.profile_values(&live.id).await?;
     if !held
         .iter()
@@ -320,18 +313,29 @@ pub async fn erase(
     WorkspaceId(workspace_id): WorkspaceId,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = state
-        .store
-        .get_profile(&workspace_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
-    let mut tx = state.store.begin_write(&workspace_id).await?;
-    let live = tx
-        .live_profile(&row.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let (mut tx, live) = write_on_live_profile(&state, &workspace_id, &id).await?;
     let records =
         crate::profile::erase::erase(tx.as_mut(), &workspace_id, &live.id, now_ms()).await?;
     tx.commit().await?;
     Ok(Json(json!({ "erased": live.id, "records": records })))
+}
+
+/// Opens a write transaction on the live profile `id` (or the one an alias
+/// of it was merged into), checked again inside the transaction.
+async fn write_on_live_profile(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+) -> Result<(Box<dyn WriteTx>, ProfileStub), ApiError> {
+    let row = state
+        .store
+        .get_profile(workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let mut tx = state.store.begin_write(workspace_id).await?;
+    let live = tx
+        .live_profile(&row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    Ok((tx, live))
 }
